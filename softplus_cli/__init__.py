@@ -1,0 +1,1 @@
+"""softplus: exact activation functions on the command line."""

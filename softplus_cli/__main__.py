@@ -1,0 +1,3 @@
+from softplus_cli.cli import main
+
+main()

@@ -1,0 +1,443 @@
+"""The activation functions, their derivatives and their parameters.
+
+Each function has two implementations. `approx` works on a NumPy array in the
+working dtype (float64, or numpy.longdouble for float64 results) with a relative
+error of at most `error_bound` units of that dtype's epsilon; `exact` computes
+the same value in mpmath at the current working precision. `evaluate` combines
+them into correctly rounded results (see `softplus_cli.rounding`).
+
+Adding an activation is one `Activation` entry in `ACTIVATIONS`, plus a
+`Parameter` entry for each parameter it has that no other activation has.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import mpmath
+    import numpy as np
+
+# NumPy and mpmath are imported inside the functions that use them, so that
+# `softplus --help` and the registry's metadata load without them.
+
+Parameters = Mapping[str, float | None]
+
+
+class InvalidParameterError(ValueError):
+    """Raised for a parameter value outside the range the function accepts."""
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A numeric parameter of one or more activations, as the CLI exposes it."""
+
+    name: str
+    option: str
+    default: float | None
+    help: str
+    check: Callable[[float], str | None]
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """A function of x in two precisions: NumPy's and mpmath's."""
+
+    approx: Callable[[np.ndarray, Parameters], np.ndarray]
+    exact: Callable[[mpmath.mpf, Parameters], mpmath.mpf]
+    # Bound on the relative error of `approx`, in units of the working dtype's
+    # machine epsilon. `tests/test_accuracy.py` measures the error against it.
+    error_bound: float
+
+
+@dataclass(frozen=True)
+class Activation:
+    """One registry entry: a function, its derivative and their formulas."""
+
+    name: str
+    summary: str
+    formula: str
+    derivative_formula: str
+    value: Kernel
+    derivative: Kernel
+    parameters: tuple[str, ...]
+    notes: str = ""
+
+
+def _finite(value: float) -> str | None:
+    return None if math.isfinite(value) else "must be a finite number"
+
+
+def _positive(value: float) -> str | None:
+    if math.isfinite(value) and value > 0:
+        return None
+    return "must be a finite number greater than 0"
+
+
+PARAMETERS: dict[str, Parameter] = {
+    parameter.name: parameter
+    for parameter in (
+        Parameter(
+            name="beta",
+            option="--beta",
+            default=1.0,
+            help="softplus: ln(1+e^(beta*x))/beta, as in PyTorch; must be > 0.",
+            check=_positive,
+        ),
+        Parameter(
+            name="threshold",
+            option="--threshold",
+            default=None,
+            help=(
+                "softplus: return x where beta*x > THRESHOLD, as PyTorch does "
+                "(PyTorch's default is 20). Off by default: results are exact."
+            ),
+            check=_finite,
+        ),
+        Parameter(
+            name="negative_slope",
+            option="--negative-slope",
+            default=0.0,
+            help="relu: slope at or below the threshold, as in Keras.",
+            check=_finite,
+        ),
+        Parameter(
+            name="max_value",
+            option="--max-value",
+            default=None,
+            help="relu: largest output (6 gives relu6), as in Keras.",
+            check=_finite,
+        ),
+        Parameter(
+            name="relu_threshold",
+            option="--relu-threshold",
+            default=0.0,
+            help="relu: input at or below which the negative slope applies "
+            "(Keras's threshold).",
+            check=_finite,
+        ),
+    )
+}
+
+
+def check_parameters(values: Parameters) -> None:
+    """Raise InvalidParameterError for any value out of its parameter's range."""
+    for name, value in values.items():
+        if value is None:
+            continue
+        parameter = PARAMETERS[name]
+        problem = parameter.check(value)
+        if problem is not None:
+            raise InvalidParameterError(f"{parameter.option} {value!r} {problem}")
+    maximum = values.get("max_value")
+    threshold = values.get("relu_threshold") or 0.0
+    if maximum is not None and maximum <= threshold:
+        raise InvalidParameterError(
+            f"--max-value {maximum!r} must be greater than the relu threshold "
+            f"{threshold!r}"
+        )
+
+
+def default_parameters() -> dict[str, float | None]:
+    return {name: parameter.default for name, parameter in PARAMETERS.items()}
+
+
+# --- NumPy approximations -------------------------------------------------
+
+
+def _two_product(x: np.ndarray, factor: float) -> tuple[np.ndarray, np.ndarray]:
+    import numpy as np
+
+    """Return (p, e) with p = fl(x*factor) and p + e = x*factor exactly (Dekker)."""
+    kind = x.dtype.type
+    bits = np.finfo(x.dtype).nmant + 1
+    splitter = kind(2 ** ((bits + 1) // 2) + 1)
+    b = kind(factor)
+    product = x * b
+
+    def split(value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        scaled = splitter * value
+        high = scaled - (scaled - value)
+        return high, value - high
+
+    x_high, x_low = split(x)
+    b_high, b_low = split(np.asarray(b))
+    error = ((x_high * b_high - product) + x_high * b_low + x_low * b_high) + (
+        x_low * b_low
+    )
+    # Splitting overflows for |x| near the dtype's maximum, where the product is
+    # far outside the range in which the correction matters.
+    error = np.where(np.isfinite(error), error, kind(0))
+    return product, error
+
+
+def _scaled(x: np.ndarray, beta: float) -> tuple[np.ndarray, np.ndarray]:
+    import numpy as np
+
+    if beta == 1.0:
+        return x, np.zeros_like(x)
+    return _two_product(x, beta)
+
+
+def _apply_threshold(
+    x: np.ndarray, result: np.ndarray, parameters: Parameters, linear_value: object
+) -> np.ndarray:
+    import numpy as np
+
+    """Use `linear_value` where beta*x exceeds PyTorch's threshold, if one is set."""
+    threshold = parameters.get("threshold")
+    if threshold is None:
+        return result
+    z, dz = _scaled(x, float(parameters["beta"] or 1.0))
+    linear = (z > threshold) | ((z == threshold) & (dz > 0))
+    return np.where(linear, linear_value, result)
+
+
+def _softplus_approx(x: np.ndarray, parameters: Parameters) -> np.ndarray:
+    import numpy as np
+
+    beta = float(parameters["beta"] or 1.0)
+    z, dz = _scaled(x, beta)
+    e = np.exp(-np.abs(z))
+    tail = np.log1p(e)
+    # First-order correction for the low part dz of beta*x: d/dz ln(1+e^z) = σ(z).
+    correction = e / (1 + e) * dz
+    positive = z > 0
+    if beta == 1.0:
+        result = np.where(positive, x + tail, tail)
+    else:
+        result = np.where(
+            positive, x + (tail - correction) / beta, (tail + correction) / beta
+        )
+    return _apply_threshold(x, result, parameters, linear_value=x)
+
+
+def _sigmoid_of(z: np.ndarray, dz: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    e = np.exp(-np.abs(z))
+    result = np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+    # σ(z+dz) ≈ σ(z)(1 + σ(-z)dz).
+    other = np.where(z >= 0, e / (1 + e), 1 / (1 + e))
+    return result + result * other * dz
+
+
+def _softplus_derivative_approx(x: np.ndarray, parameters: Parameters) -> np.ndarray:
+    z, dz = _scaled(x, float(parameters["beta"] or 1.0))
+    return _apply_threshold(x, _sigmoid_of(z, dz), parameters, linear_value=1.0)
+
+
+def _sigmoid_approx(x: np.ndarray, parameters: Parameters) -> np.ndarray:
+    import numpy as np
+
+    return _sigmoid_of(x, np.zeros_like(x))
+
+
+def _sigmoid_derivative_approx(x: np.ndarray, parameters: Parameters) -> np.ndarray:
+    import numpy as np
+
+    e = np.exp(-np.abs(x))
+    denominator = 1 + e
+    return e / (denominator * denominator)
+
+
+def _relu_approx(x: np.ndarray, parameters: Parameters) -> np.ndarray:
+    import numpy as np
+
+    slope = float(parameters["negative_slope"] or 0.0)
+    threshold = float(parameters["relu_threshold"] or 0.0)
+    maximum = parameters["max_value"]
+    kind = x.dtype.type
+    above = x if maximum is None else np.minimum(x, kind(maximum))
+    below = kind(slope) * (x - kind(threshold)) if slope else np.zeros_like(x)
+    result = np.where(x > threshold, above, below)
+    return np.where(np.isnan(x), x, result)
+
+
+def _relu_derivative_approx(x: np.ndarray, parameters: Parameters) -> np.ndarray:
+    import numpy as np
+
+    slope = float(parameters["negative_slope"] or 0.0)
+    threshold = float(parameters["relu_threshold"] or 0.0)
+    maximum = parameters["max_value"]
+    kind = x.dtype.type
+    result = np.where(x > threshold, kind(1), kind(slope))
+    if maximum is not None:
+        result = np.where(x >= maximum, kind(0), result)
+    return np.where(np.isnan(x), x, result)
+
+
+# --- mpmath references ----------------------------------------------------
+
+
+def _beta_times(x: mpmath.mpf, parameters: Parameters) -> mpmath.mpf:
+    import mpmath
+
+    return x * mpmath.mpf(parameters["beta"] or 1.0)
+
+
+def _threshold_applies(x: mpmath.mpf, parameters: Parameters) -> bool:
+    threshold = parameters.get("threshold")
+    return threshold is not None and _beta_times(x, parameters) > threshold
+
+
+def _softplus_exact(x: mpmath.mpf, parameters: Parameters) -> mpmath.mpf:
+    import mpmath
+
+    if _threshold_applies(x, parameters):
+        return x
+    z = _beta_times(x, parameters)
+    if z > 0:
+        value = z + mpmath.log1p(mpmath.exp(-z))
+    else:
+        value = mpmath.log1p(mpmath.exp(z))
+    return value / mpmath.mpf(parameters["beta"] or 1.0)
+
+
+def _sigmoid_exact_of(z: mpmath.mpf) -> mpmath.mpf:
+    import mpmath
+
+    e = mpmath.exp(-abs(z))
+    return 1 / (1 + e) if z >= 0 else e / (1 + e)
+
+
+def _softplus_derivative_exact(x: mpmath.mpf, parameters: Parameters) -> mpmath.mpf:
+    import mpmath
+
+    if _threshold_applies(x, parameters):
+        return mpmath.mpf(1)
+    return _sigmoid_exact_of(_beta_times(x, parameters))
+
+
+def _sigmoid_exact(x: mpmath.mpf, parameters: Parameters) -> mpmath.mpf:
+    return _sigmoid_exact_of(x)
+
+
+def _sigmoid_derivative_exact(x: mpmath.mpf, parameters: Parameters) -> mpmath.mpf:
+    import mpmath
+
+    e = mpmath.exp(-abs(x))
+    return e / (1 + e) ** 2
+
+
+def _relu_exact(x: mpmath.mpf, parameters: Parameters) -> mpmath.mpf:
+    import mpmath
+
+    threshold = mpmath.mpf(parameters["relu_threshold"] or 0.0)
+    maximum = parameters["max_value"]
+    if x > threshold:
+        return x if maximum is None else min(x, mpmath.mpf(maximum))
+    return mpmath.mpf(parameters["negative_slope"] or 0.0) * (x - threshold)
+
+
+def _relu_derivative_exact(x: mpmath.mpf, parameters: Parameters) -> mpmath.mpf:
+    import mpmath
+
+    maximum = parameters["max_value"]
+    if maximum is not None and x >= maximum:
+        return mpmath.mpf(0)
+    if x > (parameters["relu_threshold"] or 0.0):
+        return mpmath.mpf(1)
+    return mpmath.mpf(parameters["negative_slope"] or 0.0)
+
+
+ACTIVATIONS: dict[str, Activation] = {
+    activation.name: activation
+    for activation in (
+        Activation(
+            name="softplus",
+            summary="smooth ReLU: ln(1 + e^x)",
+            formula="softplus(x) = ln(1 + e^(βx)) / β",
+            derivative_formula="softplus'(x) = σ(βx) = 1 / (1 + e^(−βx))",
+            value=Kernel(_softplus_approx, _softplus_exact, error_bound=8),
+            derivative=Kernel(
+                _softplus_derivative_approx, _softplus_derivative_exact, error_bound=8
+            ),
+            parameters=("beta", "threshold"),
+            notes=(
+                "softplus(0) = ln 2 ≈ 0.6931472, not 0: the curve is smooth and "
+                "positive everywhere, approaching 0 for x → −∞ and x for x → +∞."
+            ),
+        ),
+        Activation(
+            name="sigmoid",
+            summary="logistic function σ(x) = 1 / (1 + e^−x)",
+            formula="σ(x) = 1 / (1 + e^(−x))",
+            derivative_formula="σ'(x) = σ(x)·σ(−x)",
+            value=Kernel(_sigmoid_approx, _sigmoid_exact, error_bound=8),
+            derivative=Kernel(
+                _sigmoid_derivative_approx, _sigmoid_derivative_exact, error_bound=8
+            ),
+            parameters=(),
+            notes="σ'(x) is computed as σ(x)·σ(−x), so it does not cancel to 0 "
+            "where σ(x) rounds to 1.",
+        ),
+        Activation(
+            name="relu",
+            summary="rectified linear unit max(x, 0), with Keras's options",
+            formula=(
+                "relu(x) = min(x, max_value) for x > threshold, "
+                "negative_slope·(x − threshold) otherwise"
+            ),
+            derivative_formula=(
+                "relu'(x) = 1 between threshold and max_value, negative_slope at "
+                "or below threshold, 0 at or above max_value"
+            ),
+            value=Kernel(_relu_approx, _relu_exact, error_bound=2),
+            derivative=Kernel(
+                _relu_derivative_approx, _relu_derivative_exact, error_bound=0
+            ),
+            parameters=("negative_slope", "max_value", "relu_threshold"),
+            notes="relu'(threshold) is negative_slope (0 by default), as in "
+            "TensorFlow, PyTorch and jax.nn.relu.",
+        ),
+    )
+}
+
+
+class UnknownFunctionError(ValueError):
+    """Raised for a function name that is not in `ACTIVATIONS`."""
+
+
+def get_activation(name: str) -> Activation:
+    """Return the registry entry called `name`."""
+    try:
+        return ACTIVATIONS[name]
+    except KeyError:
+        choices = ", ".join(ACTIVATIONS)
+        raise UnknownFunctionError(
+            f"unknown function {name!r}: use one of {choices}, or all"
+        ) from None
+
+
+def evaluate(
+    activation: Activation,
+    x: np.ndarray,
+    parameters: Parameters,
+    *,
+    derivative: bool = False,
+) -> np.ndarray:
+    """Return the activation (or its derivative) at `x`, correctly rounded to x's dtype."""
+    import numpy as np
+
+    from softplus_cli.dtypes import working_dtype
+    from softplus_cli.rounding import round_decided, settle_undecided
+
+    kernel = activation.derivative if derivative else activation.value
+    working = working_dtype(x.dtype)
+    with np.errstate(all="ignore"):
+        approx = kernel.approx(x.astype(working), parameters)
+    # One more epsilon covers the rounding of the bound arithmetic itself.
+    bound = (kernel.error_bound + 1) * float(np.finfo(working).eps)
+    rounded, undecided = round_decided(approx, bound, x.dtype)
+    if not undecided.any():
+        return rounded
+
+    def exact(value: mpmath.mpf) -> mpmath.mpf:
+        return kernel.exact(value, parameters)
+
+    return settle_undecided(rounded, undecided, x, exact)

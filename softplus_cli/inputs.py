@@ -1,0 +1,307 @@
+"""Inputs: numbers from arguments, grids from ranges, and streams from stdin.
+
+Every source yields NumPy arrays in the target dtype, each value the decimal
+input correctly rounded to that dtype. Decimals go to float64 first, which is
+correctly rounded; the second rounding, to a narrower dtype, can differ from
+direct rounding only where the float64 value is exactly halfway between two
+values of the narrow dtype, and those ties are settled from the exact decimal.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from fractions import Fraction
+from typing import IO, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+
+NUMBER = re.compile(
+    r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf|infinity|nan)", re.IGNORECASE
+)
+DECIMAL_COMMA = re.compile(r"[+-]?\d*,\d+")
+TOKEN = re.compile(rb"\S+")
+
+# Bytes read from a stream at a time, and the grid points made at a time.
+READ_SIZE = 1 << 20
+GRID_CHUNK = 1 << 16
+
+NUMBER_HINT = "expected a decimal number such as 1.5, -2e-3, inf or nan"
+
+
+class InputError(ValueError):
+    """Raised for input that is not a number, a valid range, or is missing."""
+
+
+@dataclass
+class Overflow:
+    """Count of finite inputs too large for the dtype, which became ±inf."""
+
+    count: int = 0
+    first: str = ""
+
+
+def describe_invalid(text: str, where: str) -> str:
+    """Return the error message for `text`, which is not a number."""
+    if DECIMAL_COMMA.fullmatch(text):
+        fixed = text.replace(",", ".")
+        return f"invalid number {text!r} {where}: use a decimal point, as in {fixed}"
+    return f"invalid number {text!r} {where}: {NUMBER_HINT}"
+
+
+def round_to_dtype(
+    wide: np.ndarray, dtype: np.dtype, exact_value: Callable[[int], Fraction]
+) -> np.ndarray:
+    """Round the float64 array `wide` to `dtype` as if from the exact inputs.
+
+    `exact_value(i)` returns the exact rational input behind `wide[i]`. It is
+    called only for the rare elements that sit exactly on a rounding midpoint of
+    `dtype`.
+    """
+    import numpy as np
+
+    if dtype == np.float64:
+        return wide
+    with np.errstate(all="ignore"):
+        narrow = wide.astype(dtype)
+        back = narrow.astype(np.float64)
+        direction = np.where(back < wide, np.inf, -np.inf).astype(dtype)
+        other = np.nextafter(narrow, direction).astype(np.float64)
+        tie = (back != wide) & ((back + other) / 2 == wide) & np.isfinite(back)
+        # A value exactly halfway between the largest finite value and the next
+        # power of two rounds to infinity, and is a tie as well.
+        largest = float(np.finfo(dtype).max)
+        spacing = largest - float(np.nextafter(dtype.type(largest), dtype.type(0)))
+        at_overflow = np.abs(wide) == largest + spacing / 2
+        other = np.where(at_overflow, np.copysign(largest, wide), other)
+        back = np.where(at_overflow, np.copysign(np.inf, wide), back)
+        tie |= at_overflow
+    for index in np.flatnonzero(tie):
+        exact = exact_value(int(index))
+        midpoint = Fraction(float(wide[index]))
+        if exact != midpoint:
+            toward = np.inf if exact > midpoint else -np.inf
+            # Round away from the midpoint, toward the exact value.
+            low = min(back[index], other[index])
+            high = max(back[index], other[index])
+            narrow[index] = high if toward > 0 else low
+    return narrow
+
+
+def count_overflow(narrow: np.ndarray, overflow: Overflow, text: Callable[[int], str]) -> None:
+    """Count the elements of `narrow` that are infinite although `text(i)` is finite."""
+    import numpy as np
+
+    for index in np.flatnonzero(np.isinf(narrow)):
+        source = text(int(index))
+        if "inf" in source.lower():
+            continue
+        if overflow.count == 0:
+            overflow.first = source
+        overflow.count += 1
+
+
+def parse_points(texts: list[str], dtype: np.dtype, overflow: Overflow) -> np.ndarray:
+    """Parse command-line arguments into an array of `dtype`."""
+    import numpy as np
+
+    for position, text in enumerate(texts, start=1):
+        if not NUMBER.fullmatch(text):
+            raise InputError(describe_invalid(text, f"(argument {position})"))
+    wide = np.array([float(text) for text in texts], dtype=np.float64)
+    narrow = round_to_dtype(wide, dtype, lambda index: Fraction(texts[index]))
+    count_overflow(narrow, overflow, lambda index: texts[index])
+    return narrow
+
+
+def _line_of(data: bytes, offset: int) -> int:
+    return data.count(b"\n", 0, offset) + 1
+
+
+def _parse_tokens(
+    tokens: list[bytes], data: bytes, first_line: int, dtype: np.dtype
+) -> np.ndarray:
+    """Return the tokens as an array of `dtype`, or raise InputError."""
+    import numpy as np
+
+    strings = np.array(tokens)
+    try:
+        if b"_" in data:
+            raise ValueError("Python's digit separators are not numbers here")
+        wide = strings.astype(np.float64)
+    except ValueError:
+        for match in TOKEN.finditer(data):
+            text = match.group().decode("utf-8", errors="replace")
+            if not NUMBER.fullmatch(text):
+                line = first_line + _line_of(data, match.start()) - 1
+                raise InputError(
+                    describe_invalid(text, f"on line {line} of standard input")
+                ) from None
+        raise
+    return round_to_dtype(wide, dtype, lambda index: Fraction(tokens[index].decode()))
+
+
+def read_stream(
+    stream: IO[bytes], dtype: np.dtype, overflow: Overflow, read_size: int = READ_SIZE
+) -> Iterator[np.ndarray]:
+    """Yield the whitespace-separated numbers of `stream` in chunks of `dtype`.
+
+    Memory stays proportional to `read_size` plus the longest token, however
+    long the stream. Raises InputError for an invalid token, naming its line,
+    and for a stream with no numbers at all.
+    """
+    carry = b""
+    line = 1
+    seen_any = False
+    while True:
+        block = stream.read(read_size)
+        data = carry + block
+        if block:
+            # The last token may continue in the next block.
+            cut = max(data.rfind(b"\n"), data.rfind(b" "), data.rfind(b"\t"))
+            data, carry = data[: cut + 1], data[cut + 1 :]
+        else:
+            carry = b""
+        tokens = data.split()
+        if tokens:
+            seen_any = True
+            narrow = _parse_tokens(tokens, data, line, dtype)
+            count_overflow(narrow, overflow, lambda index: tokens[index].decode())
+            yield narrow
+        line += data.count(b"\n")
+        if not block:
+            break
+    if not seen_any:
+        raise InputError(
+            "standard input contains no numbers: pipe whitespace-separated numbers, "
+            "or give them as arguments"
+        )
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The points (offset + i·increment) / denominator for i in range(count).
+
+    All three are integers, so every point is an exact rational and rounds
+    once to the dtype: the last point of -5:5:0.1 is exactly 5.
+    """
+
+    offset: int
+    increment: int
+    denominator: int
+    count: int
+
+    @property
+    def first(self) -> Fraction:
+        return Fraction(self.offset, self.denominator)
+
+    @property
+    def last(self) -> Fraction:
+        return Fraction(self.offset + (self.count - 1) * self.increment, self.denominator)
+
+
+def _decimal(text: str, role: str, spec: str) -> Decimal:
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation:
+        value = None
+    if value is None or not NUMBER.fullmatch(text.strip()):
+        raise InputError(
+            f"invalid range {spec!r}: {role} {text!r} is not a number; "
+            "use START:STOP:STEP, as in -5:5:0.5"
+        )
+    if not value.is_finite():
+        raise InputError(
+            f"invalid range {spec!r}: {role} {text!r} must be finite; "
+            "use finite numbers, as in -5:5:0.5"
+        )
+    return value
+
+
+def _scaled_integers(*values: Decimal) -> tuple[list[int], int]:
+    """Return integers n_i and a power of ten q with values[i] == n_i / q."""
+    exponent = min(0, *(int(value.as_tuple().exponent) for value in values))
+    scale = 10**-exponent
+    return [int(value.scaleb(-exponent)) for value in values], scale
+
+
+def parse_range(spec: str, points: int | None) -> Grid:
+    """Parse START:STOP:STEP, or START:STOP with a point count as numpy.linspace takes it."""
+    parts = spec.split(":")
+    if len(parts) not in (2, 3):
+        raise InputError(
+            f"invalid range {spec!r}: use START:STOP:STEP, as in -5:5:0.5, "
+            "or START:STOP with --points N"
+        )
+    start = _decimal(parts[0], "START", spec)
+    stop = _decimal(parts[1], "STOP", spec)
+    if len(parts) == 3:
+        if points is not None:
+            raise InputError(
+                f"invalid range {spec!r}: give either a STEP or --points, not both"
+            )
+        step = _decimal(parts[2], "STEP", spec)
+        return _stepped_grid(spec, start, stop, step)
+    if points is None:
+        raise InputError(
+            f"invalid range {spec!r}: add a step, as in {spec}:0.5, or give --points N"
+        )
+    return _counted_grid(spec, start, stop, points)
+
+
+def _stepped_grid(spec: str, start: Decimal, stop: Decimal, step: Decimal) -> Grid:
+    if step == 0:
+        raise InputError(f"invalid range {spec!r}: STEP must not be 0")
+    if (stop - start) * step < 0:
+        direction = "positive" if stop > start else "negative"
+        raise InputError(
+            f"invalid range {spec!r}: STEP must be {direction} to go from "
+            f"{start} to {stop}"
+        )
+    (first, last, increment), denominator = _scaled_integers(start, stop, step)
+    count = (last - first) // increment + 1
+    return Grid(first, increment, denominator, count)
+
+
+def _counted_grid(spec: str, start: Decimal, stop: Decimal, points: int) -> Grid:
+    if points < 1:
+        raise InputError(f"invalid --points {points}: must be at least 1")
+    (first, last), denominator = _scaled_integers(start, stop)
+    if points == 1:
+        return Grid(first, 0, denominator, 1)
+    intervals = points - 1
+    return Grid(first * intervals, last - first, denominator * intervals, points)
+
+
+def grid_chunks(
+    grid: Grid, dtype: np.dtype, overflow: Overflow, chunk: int = GRID_CHUNK
+) -> Iterator[np.ndarray]:
+    """Yield the grid's points in `dtype`, `chunk` at a time."""
+    import numpy as np
+
+    largest = max(abs(grid.first), abs(grid.last))
+    exact_in_float64 = (
+        largest * grid.denominator <= 2**53
+        and abs(grid.increment) <= 2**53
+        and grid.denominator <= 2**53
+    )
+    for begin in range(0, grid.count, chunk):
+        end = min(grid.count, begin + chunk)
+
+        def exact(index: int, begin: int = begin) -> Fraction:
+            numerator = grid.offset + (begin + index) * grid.increment
+            return Fraction(numerator, grid.denominator)
+
+        if exact_in_float64:
+            # One IEEE division of two exact float64 values: correctly rounded.
+            indices = np.arange(begin, end, dtype=np.int64)
+            numerators = grid.offset + indices * grid.increment
+            wide = numerators.astype(np.float64) / float(grid.denominator)
+        else:
+            wide = np.array([float(exact(i)) for i in range(end - begin)])
+        narrow = round_to_dtype(wide, dtype, exact)
+        count_overflow(narrow, overflow, lambda index: str(float(exact(index))))
+        yield narrow

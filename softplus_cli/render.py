@@ -1,0 +1,253 @@
+"""Renderers: a Rich table for terminals, and plain formats for pipes and files.
+
+Plain formats never go through Rich. Each writes the shortest string that reads
+back as the same value in the dtype, in NumPy's scalar style (`1.0`, `0.1`,
+`2.0611537e-09`). Tables format each column the way NumPy prints an array.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import IO, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# Rows a table may hold; larger outputs need a plain format, which streams.
+TABLE_ROW_LIMIT = 10_000
+
+
+class OutputFormat(str, enum.Enum):
+    auto = "auto"
+    table = "table"
+    tsv = "tsv"
+    csv = "csv"
+    json = "json"
+    jsonl = "jsonl"
+    numpy = "numpy"
+
+
+class TooManyRowsError(ValueError):
+    """Raised when a table would need more than TABLE_ROW_LIMIT rows."""
+
+
+def resolve_format(requested: OutputFormat, stream: IO[str]) -> OutputFormat:
+    """Resolve `auto` to a table on a terminal and TSV anywhere else."""
+    if requested is not OutputFormat.auto:
+        return requested
+    return OutputFormat.table if stream.isatty() else OutputFormat.tsv
+
+
+def table_limit_message(rows: int | None) -> str:
+    count = "more than " + f"{TABLE_ROW_LIMIT:,}" if rows is None else f"{rows:,}"
+    return (
+        f"{count} rows is too many for a table (at most {TABLE_ROW_LIMIT:,}): "
+        "use --format tsv, csv or jsonl, which stream"
+    )
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _shortest_bfloat16(bits: int) -> str:
+    import ml_dtypes
+    import numpy as np
+
+    value = np.array([bits], dtype=np.uint16).view(ml_dtypes.bfloat16)[0]
+    wide = float(value)
+    if not np.isfinite(wide) or wide == 0:
+        return str(np.float32(wide))
+    for digits in range(1, 10):
+        text = f"{wide:.{digits - 1}e}"
+        if np.array([float(text)]).astype(ml_dtypes.bfloat16)[0] == value:
+            break
+    return str(np.float32(float(text))) if abs(wide) >= 1e-4 else _scientific(text)
+
+
+def _scientific(text: str) -> str:
+    """Rewrite Python's `d.ddde-05` as NumPy's scalar style, `d.ddde-05` without zeros."""
+    mantissa, exponent = text.split("e")
+    if "." in mantissa:
+        mantissa = mantissa.rstrip("0").rstrip(".")
+    return f"{mantissa}e{exponent}"
+
+
+def shortest_strings(values: np.ndarray) -> list[str]:
+    """Return each value as the shortest string that reads back to it in its dtype."""
+    import numpy as np
+
+    if values.dtype == np.float64:
+        return [repr(value) for value in values.tolist()]
+    if values.dtype.name == "bfloat16":
+        return [_shortest_bfloat16(bits) for bits in values.view(np.uint16).tolist()]
+    return [str(value) for value in values]
+
+
+def column_strings(values: np.ndarray) -> list[str]:
+    """Format a column as NumPy prints the array: one format for all its values."""
+    import numpy as np
+
+    text = np.array2string(
+        values, separator="|", threshold=sys.maxsize, max_line_width=sys.maxsize
+    )
+    return [cell.strip() for cell in text[1:-1].split("|")]
+
+
+def _json_value(text: str) -> str:
+    # JSON has no infinities or NaN: write them as strings, losing nothing.
+    return f'"{text}"' if text in ("inf", "-inf", "nan") else text
+
+
+class Writer:
+    """Receives the output in chunks of columns and writes it."""
+
+    def __init__(self, stream: IO[str], names: Sequence[str], header: bool):
+        self.stream = stream
+        self.names = list(names)
+        self.header = header
+
+    def write(self, columns: Sequence[np.ndarray]) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class DelimitedWriter(Writer):
+    def __init__(self, stream: IO[str], names: Sequence[str], header: bool, separator: str):
+        super().__init__(stream, names, header)
+        self.separator = separator
+        if header:
+            stream.write(separator.join(self.names) + "\n")
+
+    def write(self, columns: Sequence[np.ndarray]) -> None:
+        texts = [shortest_strings(column) for column in columns]
+        lines = map(self.separator.join, zip(*texts, strict=True))
+        self.stream.write("\n".join(lines) + "\n")
+
+
+class JsonLinesWriter(Writer):
+    def _objects(self, columns: Sequence[np.ndarray]) -> list[str]:
+        keys = [json.dumps(name) for name in self.names]
+        texts = [shortest_strings(column) for column in columns]
+        return [
+            "{" + ", ".join(f"{key}: {_json_value(text)}" for key, text in zip(keys, row, strict=True)) + "}"
+            for row in zip(*texts, strict=True)
+        ]
+
+    def write(self, columns: Sequence[np.ndarray]) -> None:
+        self.stream.write("\n".join(self._objects(columns)) + "\n")
+
+
+class JsonWriter(JsonLinesWriter):
+    def __init__(self, stream: IO[str], names: Sequence[str], header: bool):
+        super().__init__(stream, names, header)
+        self.first = True
+        stream.write("[")
+
+    def write(self, columns: Sequence[np.ndarray]) -> None:
+        prefix = "\n" if self.first else ",\n"
+        self.stream.write(prefix + ",\n".join(self._objects(columns)))
+        self.first = False
+
+    def close(self) -> None:
+        self.stream.write("\n]\n")
+
+
+class CollectingWriter(Writer):
+    """Keeps every chunk, for formats that need the whole output at once."""
+
+    limit: int | None = None
+
+    def __init__(self, stream: IO[str], names: Sequence[str], header: bool):
+        super().__init__(stream, names, header)
+        self.chunks: list[Sequence[np.ndarray]] = []
+        self.rows = 0
+
+    def write(self, columns: Sequence[np.ndarray]) -> None:
+        self.rows += len(columns[0])
+        if self.limit is not None and self.rows > self.limit:
+            raise TooManyRowsError(table_limit_message(None))
+        self.chunks.append(columns)
+
+    def columns(self) -> list[np.ndarray]:
+        import numpy as np
+
+        return [
+            np.concatenate([chunk[index] for chunk in self.chunks])
+            for index in range(len(self.names))
+        ]
+
+
+class NumpyWriter(CollectingWriter):
+    """Writes each result column as NumPy's repr of the array, in full."""
+
+    def close(self) -> None:
+        import numpy as np
+
+        columns = self.columns()[1:]
+        with np.printoptions(threshold=sys.maxsize):
+            for name, column in zip(self.names[1:], columns, strict=True):
+                if len(columns) > 1:
+                    self.stream.write(f"# {name}\n")
+                self.stream.write(repr(column) + "\n")
+
+
+class TableWriter(CollectingWriter):
+    limit = TABLE_ROW_LIMIT
+
+    def __init__(
+        self,
+        stream: IO[str],
+        names: Sequence[str],
+        header: bool,
+        title: str,
+        make_console: Callable[..., object],
+    ):
+        super().__init__(stream, names, header)
+        self.title = title
+        self.make_console = make_console
+
+    def close(self) -> None:
+        from rich.table import Table
+
+        table = Table(title=self.title, show_header=self.header, header_style="bold")
+        for name in self.names:
+            table.add_column(name, justify="right", no_wrap=True)
+        cells = [column_strings(column) for column in self.columns()]
+        for row in zip(*cells, strict=True):
+            table.add_row(*row)
+        console = self.make_console(self.stream)
+        console.print(table, width=_table_width(console, table))
+
+
+def _table_width(console: object, table: object) -> int:
+    """Return a width at which no cell of `table` is cut or wrapped."""
+    from rich.measure import Measurement
+
+    needed = Measurement.get(console, console.options.update(width=1 << 16), table)  # type: ignore[attr-defined]
+    return max(needed.maximum, console.width)  # type: ignore[attr-defined]
+
+
+def make_writer(
+    output_format: OutputFormat,
+    stream: IO[str],
+    names: Sequence[str],
+    header: bool | None,
+    title: str,
+    make_console: Callable[..., object],
+) -> Writer:
+    """Return the writer for a resolved (not `auto`) format."""
+    if output_format is OutputFormat.table:
+        return TableWriter(stream, names, header is not False, title, make_console)
+    if output_format is OutputFormat.tsv:
+        return DelimitedWriter(stream, names, bool(header), "\t")
+    if output_format is OutputFormat.csv:
+        return DelimitedWriter(stream, names, header is not False, ",")
+    if output_format is OutputFormat.json:
+        return JsonWriter(stream, names, True)
+    if output_format is OutputFormat.jsonl:
+        return JsonLinesWriter(stream, names, True)
+    return NumpyWriter(stream, names, False)
