@@ -272,6 +272,7 @@ def _run(
             for activation, is_derivative in columns
         ]
         writer.write([x, *results])
+        sys.stdout.flush()
     writer.close()
 
 
@@ -409,7 +410,7 @@ def compare_command(
 
 
 # Commands defined in their own modules register themselves on `app` when imported.
-# from softplus_cli import check_command, plot_command  # noqa: E402,F401
+from softplus_cli import plot_command  # noqa: E402,F401
 
 
 def main() -> None:

@@ -13,13 +13,16 @@ if TYPE_CHECKING:
 def make_console(file: IO[str] | None = None, width: int | None = None) -> Console:
     """Return a console on `file` (stdout by default) that honours NO_COLOR.
 
-    Off a terminal Rich writes no colour codes; on one, NO_COLOR turns colour off.
+    Off a terminal Rich writes no escape codes. On one, a non-empty NO_COLOR
+    turns off every style, bold included, as https://no-color.org asks.
     """
     from rich.console import Console
 
+    plain = bool(os.environ.get("NO_COLOR"))
     return Console(
         file=file or sys.stdout,
         width=width,
-        no_color="NO_COLOR" in os.environ,
+        no_color=plain,
+        color_system=None if plain else "auto",
         highlight=False,
     )

@@ -157,7 +157,10 @@ def read_stream(
     line = 1
     seen_any = False
     while True:
-        block = stream.read(read_size)
+        # read1 returns what is available, so rows from a slow producer come
+        # out as its lines arrive instead of once a whole block has filled.
+        read = getattr(stream, "read1", stream.read)
+        block = read(read_size)
         data = carry + block
         if block:
             # The last token may continue in the next block.

@@ -12,10 +12,13 @@ import functools
 import json
 import sys
 from collections.abc import Callable, Sequence
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import numpy as np
+
+# Fractional digits enough for any float64 value NumPy prints positionally.
+UNLIMITED_PRECISION = 40
 
 # Rows a table may hold; larger outputs need a plain format, which streams.
 TABLE_ROW_LIMIT = 10_000
@@ -86,11 +89,20 @@ def shortest_strings(values: np.ndarray) -> list[str]:
 
 
 def column_strings(values: np.ndarray) -> list[str]:
-    """Format a column as NumPy prints the array: one format for all its values."""
+    """Format a column as NumPy prints the array: one format for all its values.
+
+    NumPy's default precision of 8 digits would cut float64 values, so the
+    precision is raised until each value prints its shortest unique digits.
+    """
     import numpy as np
 
     text = np.array2string(
-        values, separator="|", threshold=sys.maxsize, max_line_width=sys.maxsize
+        values,
+        separator="|",
+        threshold=sys.maxsize,
+        max_line_width=sys.maxsize,
+        precision=UNLIMITED_PRECISION,
+        floatmode="maxprec",
     )
     return [cell.strip() for cell in text[1:-1].split("|")]
 
@@ -213,22 +225,32 @@ class TableWriter(CollectingWriter):
     def close(self) -> None:
         from rich.table import Table
 
-        table = Table(title=self.title, show_header=self.header, header_style="bold")
+        table = Table(
+            title=self.title,
+            show_header=self.header,
+            header_style="bold",
+            min_width=len(self.title) + 4,
+        )
         for name in self.names:
             table.add_column(name, justify="right", no_wrap=True)
         cells = [column_strings(column) for column in self.columns()]
         for row in zip(*cells, strict=True):
             table.add_row(*row)
         console = self.make_console(self.stream)
-        console.print(table, width=_table_width(console, table))
+        needed = _table_width(console, table)
+        if needed > console.width:
+            # A narrower console would cut digits: the lines may wrap on a
+            # small terminal instead, but every digit stays.
+            console = self.make_console(self.stream, width=needed)
+        console.print(table)
 
 
-def _table_width(console: object, table: object) -> int:
-    """Return a width at which no cell of `table` is cut or wrapped."""
+def _table_width(console: Any, table: Any) -> int:
+    """Return the width at which no cell of `table` is cut or wrapped."""
     from rich.measure import Measurement
 
-    needed = Measurement.get(console, console.options.update(width=1 << 16), table)  # type: ignore[attr-defined]
-    return max(needed.maximum, console.width)  # type: ignore[attr-defined]
+    unlimited = console.options.update(width=1 << 16)
+    return Measurement.get(console, unlimited, table).maximum
 
 
 def make_writer(

@@ -113,9 +113,10 @@ def round_exact(
     """
     precision = START_PRECISION
     while True:
+        # The midpoint arithmetic in _nearest needs the same precision.
         with mpmath.workprec(precision):
             exact = function(mpmath.mpf(value))
-        rounded, certain = _nearest(exact, dtype, precision)
+            rounded, certain = _nearest(exact, dtype, precision)
         if certain or precision >= MAX_PRECISION:
             return rounded
         precision *= 2

@@ -1,0 +1,331 @@
+"""The command line through Typer's CliRunner: arguments, formats and errors."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from softplus_cli.cli import app
+
+KERAS_VALUES = [
+    "2.0611537e-09",
+    "3.1326169e-01",
+    "6.9314718e-01",
+    "1.3132616e+00",
+    "2.0000000e+01",
+]
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+def invoke(runner, *args, input=None, env=None):
+    return runner.invoke(app, list(args), input=input, env=env)
+
+
+def assert_one_line_error(result, *fragments, exit_code=2):
+    assert result.exit_code == exit_code
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("softplus: error: ")
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in lines[0]
+    assert result.stdout == ""
+
+
+def test_eval_table_shows_keras_values(runner):
+    result = invoke(runner, "eval", "-20", "-1", "0", "1", "20", "--format", "table")
+    assert result.exit_code == 0
+    for value in KERAS_VALUES:
+        assert value in result.stdout
+
+
+def test_eval_negative_numbers_without_dashes(runner):
+    result = invoke(runner, "eval", "-20", "-1", "0", "1", "20")
+    assert result.exit_code == 0
+    rows = [line.split("\t") for line in result.stdout.splitlines()]
+    assert [row[0] for row in rows] == ["-20.0", "-1.0", "0.0", "1.0", "20.0"]
+    assert [np.float32(row[1]) for row in rows] == [np.float32(v) for v in KERAS_VALUES]
+
+
+def test_eval_exponent_inf_and_nan(runner):
+    result = invoke(runner, "eval", "-1e-3", "-inf", "nan")
+    assert result.exit_code == 0
+    assert result.stdout.splitlines() == [
+        "-0.001\t0.6926473",
+        "-inf\t0.0",
+        "nan\tnan",
+    ]
+
+
+def test_eval_misspelt_option_is_usage_error(runner):
+    result = invoke(runner, "eval", "--frmat", "csv", "1")
+    assert_one_line_error(result, "--frmat")
+
+
+def test_eval_options_before_and_after_points(runner):
+    before = invoke(runner, "eval", "--dtype", "float64", "-f", "sigmoid", "-2", "3")
+    after = invoke(runner, "eval", "-2", "--dtype", "float64", "3", "-f", "sigmoid")
+    assert before.exit_code == 0
+    assert before.stdout == after.stdout
+    assert before.stdout.splitlines()[0] == "-2.0\t0.11920292202211756"
+
+
+def test_eval_option_value_may_be_negative(runner):
+    result = invoke(runner, "eval", "-f", "relu", "--negative-slope", "-0.5", "-2")
+    assert result.exit_code == 0
+    assert result.stdout == "-2.0\t1.0\n"
+
+
+def test_eval_double_dash_still_works(runner):
+    result = invoke(runner, "eval", "--", "-1")
+    assert result.stdout == "-1.0\t0.3132617\n"
+
+
+def test_eval_numpy_format_is_numpy_repr(runner):
+    result = invoke(runner, "eval", "-20", "-1", "0", "1", "20", "--format", "numpy")
+    assert result.exit_code == 0
+    flat = " ".join(result.stdout.split())
+    assert flat == (
+        "array([2.0611537e-09, 3.1326169e-01, 6.9314718e-01, 1.3132616e+00, "
+        "2.0000000e+01], dtype=float32)"
+    )
+
+
+def test_eval_numpy_format_several_columns(runner):
+    result = invoke(runner, "eval", "0", "-d", "--format", "numpy")
+    assert result.stdout.splitlines() == [
+        "# softplus",
+        "array([0.6931472], dtype=float32)",
+        "# softplus'",
+        "array([0.5], dtype=float32)",
+    ]
+
+
+def test_eval_all_functions_with_derivatives_csv(runner):
+    result = invoke(runner, "eval", "1", "-f", "all", "-d", "--format", "csv")
+    lines = result.stdout.splitlines()
+    assert lines[0] == "x,softplus,softplus',sigmoid,sigmoid',relu,relu'"
+    assert lines[1] == "1.0,1.3132616,0.7310586,0.7310586,0.19661193,1.0,1.0"
+
+
+def test_tsv_header_only_when_asked(runner):
+    plain = invoke(runner, "eval", "1", "--format", "tsv")
+    headed = invoke(runner, "eval", "1", "--format", "tsv", "--header")
+    assert plain.stdout == "1.0\t1.3132616\n"
+    assert headed.stdout == "x\tsoftplus\n1.0\t1.3132616\n"
+
+
+def test_csv_no_header(runner):
+    result = invoke(runner, "eval", "1", "--format", "csv", "--no-header")
+    assert result.stdout == "1.0,1.3132616\n"
+
+
+def test_json_is_valid_and_lossless(runner):
+    result = invoke(runner, "eval", "1", "inf", "nan", "-0.0", "--format", "json")
+    rows = json.loads(result.stdout)
+    assert rows == [
+        {"x": 1.0, "softplus": 1.3132616},
+        {"x": "inf", "softplus": "inf"},
+        {"x": "nan", "softplus": "nan"},
+        {"x": -0.0, "softplus": 0.6931472},
+    ]
+
+
+def test_jsonl_one_object_per_line(runner):
+    result = invoke(runner, "eval", "-1", "2", "--format", "jsonl", "-f", "relu")
+    objects = [json.loads(line) for line in result.stdout.splitlines()]
+    assert objects == [{"x": -1.0, "relu": 0.0}, {"x": 2.0, "relu": 2.0}]
+
+
+@pytest.mark.parametrize(
+    ("dtype", "expected"),
+    [
+        ("float16", "1.0\t1.313\n"),
+        ("bfloat16", "1.0\t1.31\n"),
+        ("float32", "1.0\t1.3132616\n"),
+        ("float64", "1.0\t1.3132616875182228\n"),
+    ],
+)
+def test_eval_dtypes(runner, dtype, expected):
+    result = invoke(runner, "eval", "1", "--dtype", dtype)
+    assert result.stdout == expected
+
+
+def test_eval_reads_stdin_when_piped(runner):
+    result = invoke(runner, "eval", input="-20 -1\n0\n1 20\n")
+    assert result.exit_code == 0
+    assert len(result.stdout.splitlines()) == 5
+
+
+def test_eval_dash_reads_stdin(runner):
+    result = invoke(runner, "eval", "-", input="1\n")
+    assert result.stdout == "1.0\t1.3132616\n"
+
+
+def test_eval_overflowing_input_warns(runner):
+    result = invoke(runner, "eval", "1e39", "--dtype", "float32")
+    assert result.exit_code == 0
+    assert result.stdout == "inf\tinf\n"
+    assert "1e39" in result.stderr
+    assert "--dtype float64" in result.stderr
+
+
+def table_numbers(text):
+    rows = [line for line in text.splitlines() if line.startswith("│")]
+    return [[float(cell) for cell in row.strip("│").split("│")] for row in rows]
+
+
+def test_table_keeps_every_digit_off_terminal(runner):
+    args = ["compare", "--range", "-1:1:0.5", "--dtype", "float64"]
+    table = runner.invoke(app, [*args, "--format", "table"], env={"COLUMNS": "40"})
+    plain = runner.invoke(app, [*args, "--format", "tsv"])
+    assert table.exit_code == 0
+    assert "…" not in table.stdout
+    assert "0.3132616875182228" in table.stdout
+    expected = [[float(cell) for cell in line.split("\t")] for line in plain.stdout.splitlines()]
+    assert table_numbers(table.stdout) == expected
+
+
+def test_no_color_leaves_no_escape_codes(runner):
+    args = ["eval", "1", "--format", "table"]
+    coloured = runner.invoke(app, args, env={"FORCE_COLOR": "1", "NO_COLOR": ""})
+    plain = runner.invoke(app, args, env={"FORCE_COLOR": "1", "NO_COLOR": "1"})
+    assert "\x1b[" in coloured.stdout
+    assert "\x1b[" not in plain.stdout
+    assert "1.3132616" in plain.stdout
+
+
+def test_compare_side_by_side(runner):
+    result = invoke(runner, "compare", "--range", "-5:5:1", "--format", "tsv", "--header")
+    lines = result.stdout.splitlines()
+    assert lines[0].split("\t") == [
+        "x", "softplus", "softplus'", "sigmoid", "sigmoid'", "relu", "relu'",
+    ]
+    assert len(lines) == 12
+    assert lines[6].split("\t") == [
+        "0.0", "0.6931472", "0.5", "0.5", "0.25", "0.0", "0.0",
+    ]
+
+
+def test_compare_grid_has_no_drift(runner):
+    result = invoke(runner, "compare", "--range", "-5:5:0.1", "-f", "relu", "--no-derivative")
+    xs = [line.split("\t")[0] for line in result.stdout.splitlines()]
+    assert len(xs) == 101
+    assert xs[0] == "-5.0"
+    assert xs[50] == "0.0"
+    assert xs[-1] == "5.0"
+    assert xs[1] == "-4.9"
+
+
+def test_compare_stop_excluded_when_step_misses_it(runner):
+    result = invoke(runner, "compare", "--range", "0:1:0.3", "-f", "relu", "--no-derivative")
+    xs = [line.split("\t")[0] for line in result.stdout.splitlines()]
+    assert xs == ["0.0", "0.3", "0.6", "0.9"]
+
+
+def test_compare_points_like_linspace(runner):
+    result = invoke(runner, "compare", "--range", "-1:1", "--points", "5", "-f", "relu")
+    xs = [float(line.split("\t")[0]) for line in result.stdout.splitlines()]
+    assert xs == np.linspace(-1, 1, 5).tolist()
+
+
+def test_compare_too_large_for_table(runner):
+    result = invoke(runner, "compare", "--range", "0:1:0.00001", "--format", "table")
+    assert_one_line_error(result, "100,001", "--format tsv")
+
+
+def test_compare_large_grid_streams_in_plain_format(runner):
+    result = invoke(runner, "compare", "--range", "0:1:0.00001", "-f", "relu", "--no-derivative")
+    assert result.exit_code == 0
+    assert len(result.stdout.splitlines()) == 100_001
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["eval", "abc"], ["'abc'", "argument 1", "such as 1.5"]),
+        (["eval", "1", "two"], ["'two'", "argument 2"]),
+        (["eval", "0,5"], ["'0,5'", "decimal point", "0.5"]),
+        (["eval", "1", "--dtype", "float8"], ["float8", "float32"]),
+        (["eval", "1", "-f", "softpls"], ["'softpls'", "softplus, sigmoid, relu"]),
+        (["eval", "1", "--beta", "0"], ["--beta", "greater than 0"]),
+        (["eval", "1", "--beta", "-2"], ["--beta", "greater than 0"]),
+        (["eval", "1", "--beta", "nan"], ["--beta"]),
+        (["eval", "1", "--beta", "x"], ["--beta", "number"]),
+        (["eval", "1", "-", "2"], ["'-'"]),
+        (["eval", "1", "--max-value", "-1", "-f", "relu"], ["--max-value"]),
+        (["compare", "--range", "5:-5:1"], ["'5:-5:1'", "negative"]),
+        (["compare", "--range", "0:1:0"], ["'0:1:0'", "STEP"]),
+        (["compare", "--range", "0:inf:1"], ["'0:inf:1'", "finite"]),
+        (["compare", "--range", "0:1:nan"], ["'0:1:nan'", "finite"]),
+        (["compare", "--range", "a:b:c"], ["'a:b:c'", "START"]),
+        (["compare", "--range", "0:1"], ["'0:1'", "--points"]),
+        (["compare", "--range", "0:1:2:3"], ["'0:1:2:3'", "START:STOP:STEP"]),
+        (["compare", "--range", "0:1", "--points", "0"], ["--points", "0"]),
+        (["compare"], ["--range"]),
+        (["compare", "--range", "0:1:0.5", "--format", "xml"], ["xml"]),
+        (["plotz"], ["plotz"]),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(runner, args, fragments):
+    assert_one_line_error(invoke(runner, *args), *fragments)
+
+
+@pytest.mark.parametrize(
+    ("data", "fragments"),
+    [
+        ("0\n0,5\n1\n", ["'0,5'", "line 2", "decimal point"]),
+        ("1\n2\n3 x4\n", ["'x4'", "line 3"]),
+        ("1_000\n", ["'1_000'", "line 1"]),
+        ("", ["no numbers"]),
+        ("  \n\n", ["no numbers"]),
+    ],
+)
+def test_bad_stdin_is_one_line_exit_2(runner, data, fragments):
+    assert_one_line_error(invoke(runner, "eval", "-", input=data), *fragments)
+
+
+def test_bad_stdin_writes_no_partial_rows_before_the_error_chunk(runner):
+    result = invoke(runner, "eval", "-", input="1\n2\nbad\n")
+    assert result.exit_code == 2
+    assert "bad" in result.stderr
+
+
+def test_version_reads_metadata(runner):
+    from importlib import metadata
+
+    result = invoke(runner, "--version")
+    assert result.exit_code == 0
+    assert result.stdout == f"softplus {metadata.version('softplus')}\n"
+
+
+def test_help_lists_commands_and_parameters(runner):
+    top = invoke(runner, "--help")
+    assert top.exit_code == 0
+    for command in ("eval", "compare"):
+        assert command in top.stdout
+    eval_help = invoke(runner, "eval", "--help")
+    for option in ("--beta", "--threshold", "--negative-slope", "--max-value",
+                   "--relu-threshold", "--dtype", "--format", "--derivative"):
+        assert option in eval_help.stdout
+
+
+def test_every_registry_parameter_is_an_option(runner):
+    from softplus_cli.activations import ACTIVATIONS, PARAMETERS
+
+    help_text = invoke(runner, "compare", "--help").stdout
+    for parameter in PARAMETERS.values():
+        assert parameter.option in help_text
+    for activation in ACTIVATIONS.values():
+        assert set(activation.parameters) <= set(PARAMETERS)
+
+
+def test_title_names_non_default_parameters(runner):
+    result = invoke(runner, "eval", "0.05", "--beta", "10", "--format", "table")
+    assert re.search(r"softplus, float32, beta=10", result.stdout)

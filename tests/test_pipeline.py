@@ -1,0 +1,139 @@
+"""The installed `softplus` entry point in real shell pipelines."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SOFTPLUS = shutil.which("softplus", path=str(Path(sys.executable).parent)) or shutil.which(
+    "softplus"
+)
+
+pytestmark = pytest.mark.skipif(SOFTPLUS is None, reason="softplus is not installed")
+
+
+def shell(command, **kwargs):
+    environment = {**os.environ, "PATH": f"{Path(SOFTPLUS).parent}:{os.environ['PATH']}"}
+    return subprocess.run(
+        ["bash", "-c", command],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=environment,
+        **kwargs,
+    )
+
+
+def test_first_command_prints_keras_values():
+    result = shell("softplus eval -20 -1 0 1 20 --format table")
+    assert result.returncode == 0
+    for value in ("2.0611537e-09", "3.1326169e-01", "6.9314718e-01",
+                  "1.3132616e+00", "2.0000000e+01"):
+        assert value in result.stdout
+
+
+def test_head_closing_the_pipe_is_quiet():
+    result = shell("seq -1000 0.001 1000 | softplus eval - | head -1")
+    assert result.stdout == "-1000.0\t0.0\n"
+    assert result.stderr == ""
+
+
+def test_head_closing_a_table_pipe_is_quiet():
+    result = shell("softplus compare --range 0:1000:0.001 --format csv | head -3")
+    assert len(result.stdout.splitlines()) == 3
+    assert result.stderr == ""
+
+
+def test_every_input_gives_one_row_in_order():
+    result = shell("seq 1 100000 | softplus eval - | cut -f1")
+    assert result.returncode == 0
+    xs = result.stdout.split()
+    assert len(xs) == 100000
+    assert xs[0] == "1.0"
+    assert xs[-1] == "100000.0"
+    assert xs == [f"{float(n)}" for n in range(1, 100001)]
+
+
+def test_stdin_without_dash():
+    result = shell("printf '1\\n2\\n' | softplus eval")
+    assert result.stdout == "1.0\t1.3132616\n2.0\t2.126928\n"
+
+
+def test_sort_by_value():
+    result = shell("softplus eval 3 -1 2 | sort -g -k2 | cut -f1")
+    assert result.stdout.split() == ["-1.0", "2.0", "3.0"]
+
+
+def test_decimal_comma_names_its_line():
+    result = shell("printf '0\\n0,5\\n1\\n' | softplus eval -")
+    assert result.returncode == 2
+    assert result.stderr == (
+        "softplus: error: invalid number '0,5' on line 2 of standard input: "
+        "use a decimal point, as in 0.5\n"
+    )
+
+
+def test_misspelt_option_in_a_pipeline():
+    result = shell("softplus eval --frmat csv 1")
+    assert result.returncode == 2
+    assert len(result.stderr.splitlines()) == 1
+    assert "--frmat" in result.stderr
+
+
+def test_plain_output_round_trips_float32():
+    rng = np.random.default_rng(7)
+    bits = rng.integers(0, 2**32, 2000, dtype=np.uint64).astype(np.uint32)
+    xs = bits.view(np.float32)
+    xs = xs[np.isfinite(xs)]
+    text = "\n".join(repr(float(x)) for x in xs)
+    result = shell("softplus eval - -d", input=text)
+    assert result.returncode == 0
+    rows = [line.split("\t") for line in result.stdout.splitlines()]
+    parsed_x = np.array([row[0] for row in rows]).astype(np.float32)
+    assert np.array_equal(parsed_x.view(np.uint32), xs.view(np.uint32))
+
+
+def test_module_entry_point():
+    result = subprocess.run(
+        [sys.executable, "-m", "softplus_cli", "eval", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.stdout == "1.0\t1.3132616\n"
+
+
+def test_help_does_not_import_numpy():
+    code = (
+        "import sys\n"
+        "from softplus_cli.cli import main\n"
+        "sys.argv = ['softplus', '--help']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print('numpy' in sys.modules, 'mpmath' in sys.modules, 'rich' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert result.stdout.splitlines()[-1] == "False False False"
+
+
+def test_interrupt_exits_130_without_traceback():
+    process = subprocess.Popen(
+        [SOFTPLUS, "eval", "-"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    process.stdin.write(b"1\n")
+    process.stdin.flush()
+    # The first row shows that the program is running and waiting for input.
+    assert process.stdout.readline() == b"1.0\t1.3132616\n"
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130
+    assert b"Traceback" not in stderr
