@@ -5,23 +5,25 @@ import functools
 import inspect
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from importlib import metadata
-from typing import Annotated, Any, NoReturn, Optional
+from typing import Annotated, Any, NoReturn
 
 import typer
-from typer.core import TyperCommand, TyperGroup
 
 # Typer 0.29 vendors Click as typer._click; its exception classes are not
 # re-exported under a public name.
 from typer._click.exceptions import ClickException, UsageError
+from typer.core import TyperCommand, TyperGroup
 
 from softplus_cli.activations import ACTIVATIONS, PARAMETERS
 from softplus_cli.dtypes import DEFAULT_DTYPE, DTYPE_NAMES
 from softplus_cli.render import OutputFormat
 
 PROGRAM = "softplus"
-FLOAT_TOKEN = re.compile(r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf|infinity|nan)", re.I)
+# A dash followed by a digit, a point, inf or nan starts a (possibly invalid)
+# negative number, never an option: no option name starts that way.
+NEGATIVE_NUMBER = re.compile(r"-(?:[0-9.]|inf|nan)", re.IGNORECASE)
 
 
 class CommandError(Exception):
@@ -41,15 +43,24 @@ def warn(message: str) -> None:
 
 
 class SoftplusGroup(TyperGroup):
-    """Prints every error as one line on stderr; usage errors exit 2."""
+    """The command group: each error is one line on stderr, and usage errors exit 2."""
 
-    def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None, standalone_mode: bool = True, **extra: Any) -> Any:  # type: ignore[override]
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
         try:
             result = super().main(
                 args=args,
                 prog_name=prog_name or PROGRAM,
                 complete_var=complete_var,
                 standalone_mode=False,
+                windows_expand_args=windows_expand_args,
                 **extra,
             )
             code = result if isinstance(result, int) else 0
@@ -73,7 +84,7 @@ class SoftplusGroup(TyperGroup):
 
 
 class NumberArgumentsCommand(TyperCommand):
-    """Lets negative numbers such as -20, -1e-3 and -inf stand as arguments.
+    """A command whose arguments may be negative numbers such as -20, -1e-3 and -inf.
 
     Click reads any token that starts with a dash as an option. Before parsing,
     this moves every positional token (including negative numbers) behind `--`,
@@ -83,7 +94,8 @@ class NumberArgumentsCommand(TyperCommand):
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         takes_value = {
-            name: not getattr(param, "is_flag", False) and not getattr(param, "count", False)
+            name: not getattr(param, "is_flag", False)
+            and not getattr(param, "count", False)
             for param in self.params
             if param.param_type_name == "option"
             for name in (*param.opts, *param.secondary_opts)
@@ -95,7 +107,11 @@ class NumberArgumentsCommand(TyperCommand):
             if token == "--":
                 positional.extend(tokens)
                 break
-            if token == "-" or not token.startswith("-") or FLOAT_TOKEN.fullmatch(token):
+            if (
+                token == "-"
+                or not token.startswith("-")
+                or NEGATIVE_NUMBER.match(token)
+            ):
                 positional.append(token)
                 continue
             options.append(token)
@@ -113,14 +129,16 @@ def with_parameter_options(command: Callable[..., None]) -> Callable[..., None]:
     appears on every command that evaluates functions.
     """
     signature = inspect.signature(command)
-    own = [param for name, param in signature.parameters.items() if name != "parameters"]
+    own = [
+        param for name, param in signature.parameters.items() if name != "parameters"
+    ]
     added = [
         inspect.Parameter(
             parameter.name,
             inspect.Parameter.KEYWORD_ONLY,
             default=parameter.default,
             annotation=Annotated[
-                Optional[float],
+                float | None,
                 typer.Option(
                     parameter.option,
                     help=parameter.help,
@@ -138,7 +156,11 @@ def with_parameter_options(command: Callable[..., None]) -> Callable[..., None]:
 
     wrapper.__signature__ = signature.replace(parameters=[*own, *added])  # type: ignore[attr-defined]
     wrapper.__annotations__ = {
-        **{name: value for name, value in command.__annotations__.items() if name != "parameters"},
+        **{
+            name: value
+            for name, value in command.__annotations__.items()
+            if name != "parameters"
+        },
         **{param.name: param.annotation for param in added},
     }
     return wrapper
@@ -147,7 +169,7 @@ def with_parameter_options(command: Callable[..., None]) -> Callable[..., None]:
 DtypeName = enum.Enum("DtypeName", {name: name for name in DTYPE_NAMES}, type=str)  # type: ignore[misc]
 
 FunctionsOption = Annotated[
-    Optional[list[str]],
+    list[str] | None,
     typer.Option(
         "--function",
         "-f",
@@ -167,7 +189,7 @@ FormatOption = Annotated[
     ),
 ]
 HeaderOption = Annotated[
-    Optional[bool],
+    bool | None,
     typer.Option(
         "--header/--no-header",
         help="Write a header row. Default: on for table and csv, off for tsv.",
@@ -206,7 +228,7 @@ def main_options(
     """Evaluate softplus, sigmoid and ReLU exactly, in the dtypes of deep learning.
 
     Every result is the exact value rounded once to the dtype (float32 unless
-    --dtype says otherwise). Output is a table on a terminal and tab-separated
+    --dtype sets another). Output is a table on a terminal and tab-separated
     text in a pipe.
     """
 
@@ -217,13 +239,14 @@ def _selected(names: list[str] | None, default: list[str]) -> list[str]:
         return list(ACTIVATIONS)
     for name in chosen:
         if name not in ACTIVATIONS:
-            fail(
-                f"unknown function {name!r}: use one of {', '.join(ACTIVATIONS)}, or all"
-            )
+            choices = ", ".join(ACTIVATIONS)
+            fail(f"unknown function {name!r}: use one of {choices}, or all")
     return list(dict.fromkeys(chosen))
 
 
-def _title(functions: list[str], dtype: str, parameters: dict[str, float | None]) -> str:
+def _title(
+    functions: list[str], dtype: str, parameters: dict[str, float | None]
+) -> str:
     used = {name for function in functions for name in ACTIVATIONS[function].parameters}
     settings = [
         f"{name}={value:g}"
@@ -304,7 +327,7 @@ def _stdin_chunks(dtype: Any, overflow: Any) -> Iterator[Any]:
 @with_parameter_options
 def eval_command(
     points: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Argument(
             help="Numbers to evaluate at, such as -20 -1e-3 inf nan. "
             "'-', or none with a pipe, reads whitespace-separated numbers from stdin.",
@@ -368,13 +391,19 @@ def compare_command(
         ),
     ],
     points: Annotated[
-        Optional[int],
-        typer.Option("--points", "-n", help="Number of evenly spaced points, as numpy.linspace takes it."),
+        int | None,
+        typer.Option(
+            "--points",
+            "-n",
+            help="Number of evenly spaced points, as numpy.linspace takes it.",
+        ),
     ] = None,
     function: FunctionsOption = None,
     derivative: Annotated[
         bool,
-        typer.Option("--derivative/--no-derivative", help="Show each function's derivative."),
+        typer.Option(
+            "--derivative/--no-derivative", help="Show each function's derivative."
+        ),
     ] = True,
     dtype: DtypeOption = DtypeName[DEFAULT_DTYPE],  # type: ignore[valid-type]
     output_format: FormatOption = OutputFormat.auto,
@@ -388,8 +417,12 @@ def compare_command(
     """
     from softplus_cli.dtypes import resolve_dtype
     from softplus_cli.inputs import InputError, Overflow, grid_chunks, parse_range
-    from softplus_cli.render import TooManyRowsError, resolve_format, table_limit_message
-    from softplus_cli.render import TABLE_ROW_LIMIT
+    from softplus_cli.render import (
+        TooManyRowsError,
+        resolve_format,
+        row_limit,
+        too_many_rows_message,
+    )
 
     functions = _selected(function, ["all"])
     parameters = _checked(parameters or {})
@@ -399,11 +432,20 @@ def compare_command(
     except InputError as error:
         fail(str(error))
     resolved = resolve_format(output_format, sys.stdout)
-    if resolved in (OutputFormat.table, OutputFormat.numpy) and grid.count > TABLE_ROW_LIMIT:
-        fail(table_limit_message(grid.count))
+    limit = row_limit(resolved)
+    if limit is not None and grid.count > limit:
+        fail(too_many_rows_message(resolved, grid.count))
     overflow = Overflow()
     try:
-        _run(grid_chunks(grid, target, overflow), functions, derivative, dtype.value, resolved, header, parameters)
+        _run(
+            grid_chunks(grid, target, overflow),
+            functions,
+            derivative,
+            dtype.value,
+            resolved,
+            header,
+            parameters,
+        )
     except TooManyRowsError as error:
         fail(str(error))
     _report_overflow(overflow, dtype.value)

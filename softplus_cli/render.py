@@ -16,12 +16,15 @@ from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import numpy as np
+    from rich.console import Console
 
 # Fractional digits enough for any float64 value NumPy prints positionally.
 UNLIMITED_PRECISION = 40
 
-# Rows a table may hold; larger outputs need a plain format, which streams.
+# Rows that the formats holding the whole output in memory accept. The other
+# formats stream any number of rows.
 TABLE_ROW_LIMIT = 10_000
+NUMPY_ROW_LIMIT = 1_000_000
 
 
 class OutputFormat(str, enum.Enum):
@@ -35,7 +38,7 @@ class OutputFormat(str, enum.Enum):
 
 
 class TooManyRowsError(ValueError):
-    """Raised when a table would need more than TABLE_ROW_LIMIT rows."""
+    """Raised when a table or NumPy repr would need more rows than it accepts."""
 
 
 def resolve_format(requested: OutputFormat, stream: IO[str]) -> OutputFormat:
@@ -45,11 +48,18 @@ def resolve_format(requested: OutputFormat, stream: IO[str]) -> OutputFormat:
     return OutputFormat.table if stream.isatty() else OutputFormat.tsv
 
 
-def table_limit_message(rows: int | None) -> str:
-    count = "more than " + f"{TABLE_ROW_LIMIT:,}" if rows is None else f"{rows:,}"
+def row_limit(output_format: OutputFormat) -> int | None:
+    """Return the most rows `output_format` accepts, or None if it streams."""
+    limits = {OutputFormat.table: TABLE_ROW_LIMIT, OutputFormat.numpy: NUMPY_ROW_LIMIT}
+    return limits.get(output_format)
+
+
+def too_many_rows_message(output_format: OutputFormat, rows: int | None) -> str:
+    limit = row_limit(output_format) or 0
+    count = f"more than {limit:,}" if rows is None else f"{rows:,}"
     return (
-        f"{count} rows is too many for a table (at most {TABLE_ROW_LIMIT:,}): "
-        "use --format tsv, csv or jsonl, which stream"
+        f"{count} rows is too many for --format {output_format.value} "
+        f"(at most {limit:,}): use --format tsv, csv or jsonl, which stream"
     )
 
 
@@ -171,7 +181,7 @@ class JsonWriter(JsonLinesWriter):
 class CollectingWriter(Writer):
     """Keeps every chunk, for formats that need the whole output at once."""
 
-    limit: int | None = None
+    output_format: OutputFormat
 
     def __init__(self, stream: IO[str], names: Sequence[str], header: bool):
         super().__init__(stream, names, header)
@@ -180,8 +190,9 @@ class CollectingWriter(Writer):
 
     def write(self, columns: Sequence[np.ndarray]) -> None:
         self.rows += len(columns[0])
-        if self.limit is not None and self.rows > self.limit:
-            raise TooManyRowsError(table_limit_message(None))
+        limit = row_limit(self.output_format)
+        if limit is not None and self.rows > limit:
+            raise TooManyRowsError(too_many_rows_message(self.output_format, None))
         self.chunks.append(columns)
 
     def columns(self) -> list[np.ndarray]:
@@ -196,6 +207,8 @@ class CollectingWriter(Writer):
 class NumpyWriter(CollectingWriter):
     """Writes each result column as NumPy's repr of the array, in full."""
 
+    output_format = OutputFormat.numpy
+
     def close(self) -> None:
         import numpy as np
 
@@ -208,7 +221,7 @@ class NumpyWriter(CollectingWriter):
 
 
 class TableWriter(CollectingWriter):
-    limit = TABLE_ROW_LIMIT
+    output_format = OutputFormat.table
 
     def __init__(
         self,
@@ -216,7 +229,7 @@ class TableWriter(CollectingWriter):
         names: Sequence[str],
         header: bool,
         title: str,
-        make_console: Callable[..., object],
+        make_console: Callable[..., Console],
     ):
         super().__init__(stream, names, header)
         self.title = title
@@ -259,7 +272,7 @@ def make_writer(
     names: Sequence[str],
     header: bool | None,
     title: str,
-    make_console: Callable[..., object],
+    make_console: Callable[..., Console],
 ) -> Writer:
     """Return the writer for a resolved (not `auto`) format."""
     if output_format is OutputFormat.table:

@@ -188,7 +188,9 @@ def test_table_keeps_every_digit_off_terminal(runner):
     assert table.exit_code == 0
     assert "…" not in table.stdout
     assert "0.3132616875182228" in table.stdout
-    expected = [[float(cell) for cell in line.split("\t")] for line in plain.stdout.splitlines()]
+    expected = [
+        [float(cell) for cell in line.split("\t")] for line in plain.stdout.splitlines()
+    ]
     assert table_numbers(table.stdout) == expected
 
 
@@ -202,19 +204,35 @@ def test_no_color_leaves_no_escape_codes(runner):
 
 
 def test_compare_side_by_side(runner):
-    result = invoke(runner, "compare", "--range", "-5:5:1", "--format", "tsv", "--header")
+    result = invoke(
+        runner, "compare", "--range", "-5:5:1", "--format", "tsv", "--header"
+    )
     lines = result.stdout.splitlines()
     assert lines[0].split("\t") == [
-        "x", "softplus", "softplus'", "sigmoid", "sigmoid'", "relu", "relu'",
+        "x",
+        "softplus",
+        "softplus'",
+        "sigmoid",
+        "sigmoid'",
+        "relu",
+        "relu'",
     ]
     assert len(lines) == 12
     assert lines[6].split("\t") == [
-        "0.0", "0.6931472", "0.5", "0.5", "0.25", "0.0", "0.0",
+        "0.0",
+        "0.6931472",
+        "0.5",
+        "0.5",
+        "0.25",
+        "0.0",
+        "0.0",
     ]
 
 
 def test_compare_grid_has_no_drift(runner):
-    result = invoke(runner, "compare", "--range", "-5:5:0.1", "-f", "relu", "--no-derivative")
+    result = invoke(
+        runner, "compare", "--range", "-5:5:0.1", "-f", "relu", "--no-derivative"
+    )
     xs = [line.split("\t")[0] for line in result.stdout.splitlines()]
     assert len(xs) == 101
     assert xs[0] == "-5.0"
@@ -224,7 +242,9 @@ def test_compare_grid_has_no_drift(runner):
 
 
 def test_compare_stop_excluded_when_step_misses_it(runner):
-    result = invoke(runner, "compare", "--range", "0:1:0.3", "-f", "relu", "--no-derivative")
+    result = invoke(
+        runner, "compare", "--range", "0:1:0.3", "-f", "relu", "--no-derivative"
+    )
     xs = [line.split("\t")[0] for line in result.stdout.splitlines()]
     assert xs == ["0.0", "0.3", "0.6", "0.9"]
 
@@ -241,7 +261,9 @@ def test_compare_too_large_for_table(runner):
 
 
 def test_compare_large_grid_streams_in_plain_format(runner):
-    result = invoke(runner, "compare", "--range", "0:1:0.00001", "-f", "relu", "--no-derivative")
+    result = invoke(
+        runner, "compare", "--range", "0:1:0.00001", "-f", "relu", "--no-derivative"
+    )
     assert result.exit_code == 0
     assert len(result.stdout.splitlines()) == 100_001
 
@@ -251,6 +273,8 @@ def test_compare_large_grid_streams_in_plain_format(runner):
     [
         (["eval", "abc"], ["'abc'", "argument 1", "such as 1.5"]),
         (["eval", "1", "two"], ["'two'", "argument 2"]),
+        (["eval", "-0x10"], ["'-0x10'", "argument 1"]),
+        (["eval", "-1e"], ["'-1e'", "argument 1"]),
         (["eval", "0,5"], ["'0,5'", "decimal point", "0.5"]),
         (["eval", "1", "--dtype", "float8"], ["float8", "float32"]),
         (["eval", "1", "-f", "softpls"], ["'softpls'", "softplus, sigmoid, relu"]),
@@ -311,8 +335,16 @@ def test_help_lists_commands_and_parameters(runner):
     for command in ("eval", "compare"):
         assert command in top.stdout
     eval_help = invoke(runner, "eval", "--help")
-    for option in ("--beta", "--threshold", "--negative-slope", "--max-value",
-                   "--relu-threshold", "--dtype", "--format", "--derivative"):
+    for option in (
+        "--beta",
+        "--threshold",
+        "--negative-slope",
+        "--max-value",
+        "--relu-threshold",
+        "--dtype",
+        "--format",
+        "--derivative",
+    ):
         assert option in eval_help.stdout
 
 

@@ -60,7 +60,9 @@ def test_softplus_near_minus_twelve():
     # log(1+exp(x)) in float32 gives 4.41e-06 here, almost 1% off.
     result = run("softplus", [-12.3392])
     assert str(result[0]) == "4.376758e-06"
-    assert result[0] == reference.reference(reference.softplus, np.float32(-12.3392), np.float32)
+    assert result[0] == reference.reference(
+        reference.softplus, np.float32(-12.3392), np.float32
+    )
 
 
 def test_softplus_derivative_at_zero_is_half():
@@ -124,7 +126,9 @@ def test_softplus_threshold_compares_beta_times_x():
     assert run("softplus", [0.05], beta=10.0, threshold=0.4)[0] == np.float32(0.05)
     # beta*x = 0.3 does not, although x = 0.03 < 0.4 either way.
     smooth = run("softplus", [0.03], beta=10.0, threshold=0.4)[0]
-    assert smooth == reference.reference(reference.softplus, np.float32(0.03), np.float32, beta=10.0)
+    assert smooth == reference.reference(
+        reference.softplus, np.float32(0.03), np.float32, beta=10.0
+    )
     assert run("softplus", [0.05], derivative=True, beta=10.0, threshold=0.4)[0] == 1
 
 

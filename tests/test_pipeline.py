@@ -10,15 +10,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-SOFTPLUS = shutil.which("softplus", path=str(Path(sys.executable).parent)) or shutil.which(
-    "softplus"
-)
+SOFTPLUS = shutil.which(
+    "softplus", path=str(Path(sys.executable).parent)
+) or shutil.which("softplus")
 
 pytestmark = pytest.mark.skipif(SOFTPLUS is None, reason="softplus is not installed")
 
 
 def shell(command, **kwargs):
-    environment = {**os.environ, "PATH": f"{Path(SOFTPLUS).parent}:{os.environ['PATH']}"}
+    environment = {
+        **os.environ,
+        "PATH": f"{Path(SOFTPLUS).parent}:{os.environ['PATH']}",
+    }
     return subprocess.run(
         ["bash", "-c", command],
         capture_output=True,
@@ -32,8 +35,13 @@ def shell(command, **kwargs):
 def test_first_command_prints_keras_values():
     result = shell("softplus eval -20 -1 0 1 20 --format table")
     assert result.returncode == 0
-    for value in ("2.0611537e-09", "3.1326169e-01", "6.9314718e-01",
-                  "1.3132616e+00", "2.0000000e+01"):
+    for value in (
+        "2.0611537e-09",
+        "3.1326169e-01",
+        "6.9314718e-01",
+        "1.3132616e+00",
+        "2.0000000e+01",
+    ):
         assert value in result.stdout
 
 
@@ -114,7 +122,8 @@ def test_help_does_not_import_numpy():
         "from softplus_cli.cli import main\n"
         "sys.argv = ['softplus', '--help']\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "print('numpy' in sys.modules, 'mpmath' in sys.modules, 'rich' in sys.modules)\n"
+        "loaded = [name in sys.modules for name in ('numpy', 'mpmath', 'rich')]\n"
+        "print(*loaded)\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
