@@ -11,7 +11,7 @@ import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -38,18 +38,21 @@ if TYPE_CHECKING:
 DEFAULT_RANGE = "-5:5"
 IMAGE_FORMATS = (".png", ".svg")
 DEFAULT_IMAGE_SIZE = "800x500"
-# Below these sizes the tick labels and the legend leave no room for the curves.
-MIN_CELLS = (30, 10)
+# Below this width the tick labels and the legend leave no room for the curves.
+MIN_WIDTH = 30
 MIN_PIXELS = 200
-# A 10000x10000 RGBA image buffer takes 400 MB.
+# The largest image side: a 10000x10000 RGBA buffer already takes 400 MB.
 MAX_PIXELS = 10_000
-# A plot shows at most a few thousand distinct columns, so more points only cost
-# time: every point is evaluated with correct rounding.
+# Ten points per pixel column of the widest image. More points only cost time,
+# because every point is evaluated with correct rounding.
 MAX_POINTS = 100_000
 # SVG lengths are in points (1/72 in) and browsers draw 96 CSS pixels to the
 # inch, so a figure W/96 inches wide is W pixels wide both as PNG and as SVG.
 IMAGE_DPI = 96
 IMAGE_INSTALL_HINT = "pip install 'softplus[plot]'"
+# plotext markers: quadrant blocks, braille dots, then single characters, enough
+# for all three functions with their derivatives.
+COLORLESS_MARKERS = ["hd", "braille", "•", "+", "x", "o"]
 SIZE_PATTERN = re.compile(r"(\d+)[xX](\d+)")
 
 
@@ -67,7 +70,7 @@ class Curve:
 @with_parameter_options
 def plot_command(
     functions: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Argument(
             help=f"Functions to plot: {', '.join(ACTIVATIONS)}, or all. "
             "Default: softplus.",
@@ -84,7 +87,7 @@ def plot_command(
         ),
     ] = DEFAULT_RANGE,
     points: Annotated[
-        Optional[int],
+        int | None,
         typer.Option(
             "--points",
             "-n",
@@ -102,7 +105,7 @@ def plot_command(
     ] = False,
     dtype: DtypeOption = DtypeName[DEFAULT_DTYPE],  # type: ignore[valid-type]
     output: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option(
             "--output",
             "-o",
@@ -112,7 +115,7 @@ def plot_command(
         ),
     ] = None,
     size: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(
             "--size",
             help=f"Image size WIDTHxHEIGHT in pixels, for --output. "
@@ -121,7 +124,7 @@ def plot_command(
         ),
     ] = None,
     width: Annotated[
-        Optional[int],
+        int | None,
         typer.Option(
             "--width",
             help="Terminal plot width in character cells. Default: the terminal's.",
@@ -129,11 +132,12 @@ def plot_command(
         ),
     ] = None,
     height: Annotated[
-        Optional[int],
+        int | None,
         typer.Option(
             "--height",
-            help="Terminal plot height in character cells. "
-            "Default: the terminal's, less 2 rows for the command and the prompt.",
+            help="Terminal plot height in character cells, at least 2 per curve "
+            "plus 8. Default: the terminal's, less 2 rows for the command and the "
+            "prompt.",
             show_default=False,
         ),
     ] = None,
@@ -155,15 +159,22 @@ def plot_command(
     """
     names = _selected(functions, ["softplus"])
     parameters = _checked(parameters or {})
+    if derivative_only:
+        kinds = [True]
+    elif derivative:
+        kinds = [False, True]
+    else:
+        kinds = [False]
     if output is not None:
         image_size = _image_size(output, size, width, height)
         columns = image_size[0] // 2
     else:
-        cells = _terminal_cells(size, width, height, force_terminal)
+        curve_count = len(names) * len(kinds)
+        cells = _terminal_cells(size, width, height, force_terminal, curve_count)
         columns = cells[0]
 
     grid = _grid(range_spec, points, default_points=2 * columns + 1)
-    curves = _curves(grid, names, derivative, derivative_only, dtype.value, parameters)
+    curves = _curves(grid, names, kinds, dtype.value, parameters)
     title = _title(names, dtype.value, parameters)
 
     if output is not None:
@@ -171,11 +182,15 @@ def plot_command(
     else:
         color = "NO_COLOR" not in os.environ
         text = _render_text(curves, title, cells, color)
-        sys.stdout.write(text + "\n")
+        sys.stdout.write(text.rstrip("\n") + "\n")
 
 
 def _terminal_cells(
-    size: str | None, width: int | None, height: int | None, force_terminal: bool
+    size: str | None,
+    width: int | None,
+    height: int | None,
+    force_terminal: bool,
+    curve_count: int,
 ) -> tuple[int, int]:
     """Return the terminal plot's (width, height) in cells, or fail."""
     if size is not None:
@@ -190,9 +205,17 @@ def _terminal_cells(
         width if width is not None else terminal.columns,
         height if height is not None else terminal.lines - 2,
     )
-    for option, value, least in zip(("--width", "--height"), cells, MIN_CELLS):
-        if value < least:
-            fail(f"invalid {option} {value}: the plot needs at least {least} cells")
+    # The legend box takes 2 rows per curve plus 3. The title, the two frame edges,
+    # the tick labels and the x label take 5 more.
+    least = (MIN_WIDTH, 2 * curve_count + 8)
+    for option, value, minimum in zip(
+        ("--width", "--height"), cells, least, strict=True
+    ):
+        if value < minimum:
+            fail(
+                f"invalid {option} {value}: {curve_count} curve(s) need at least "
+                f"{minimum} cells; set {option}, or write an image with --output"
+            )
     return cells
 
 
@@ -206,7 +229,9 @@ def _image_size(
             f"--output {str(output)!r}: use a .png or .svg file name"
         )
     if width is not None or height is not None:
-        fail("--width and --height size the terminal plot; use --size WxH with --output")
+        fail(
+            "--width and --height size the terminal plot; use --size WxH with --output"
+        )
     text = size if size is not None else DEFAULT_IMAGE_SIZE
     match = SIZE_PATTERN.fullmatch(text.strip())
     if match is None:
@@ -243,12 +268,14 @@ def _grid(range_spec: str, points: int | None, default_points: int) -> "Grid":
 def _curves(
     grid: "Grid",
     names: list[str],
-    derivative: bool,
-    derivative_only: bool,
+    kinds: list[bool],
     dtype: str,
     parameters: dict[str, float | None],
 ) -> list[Curve]:
-    """Evaluate each function (and derivative) on the grid, keeping finite points.
+    """Evaluate each function on the grid, keeping finite points.
+
+    `kinds` lists what to plot for each function: False for its value, True for
+    its derivative.
 
     Points where x or the result is ±inf in `dtype` are left out of the curve,
     after a warning for inputs beyond the dtype's range.
@@ -262,7 +289,6 @@ def _curves(
     overflow = Overflow()
     x = np.concatenate(list(grid_chunks(grid, resolve_dtype(dtype), overflow)))
     _report_overflow(overflow, dtype)
-    kinds = [True] if derivative_only else [False, True] if derivative else [False]
 
     curves = []
     for name in names:
@@ -273,7 +299,10 @@ def _curves(
             finite = np.isfinite(x_wide) & np.isfinite(y_wide)
             label = name + ("'" if is_derivative else "")
             if np.count_nonzero(finite) < 2:
-                fail(f"{label} has fewer than 2 finite values in {dtype} on this range")
+                fail(
+                    f"{label} has fewer than 2 finite values in {dtype} on this "
+                    "range: narrow --range, or use --dtype float64"
+                )
             curves.append(Curve(label, x_wide[finite], y_wide[finite], is_derivative))
     return curves
 
@@ -289,25 +318,35 @@ def _limits(curves: list[Curve], axis: str) -> tuple[float, float]:
 
 
 def nice_ticks(low: float, high: float, count: int) -> tuple[list[float], list[str]]:
-    """Return about `count` tick positions in [low, high] at a 1, 2, 2.5 or 5 step.
+    """Return about `count` ticks in [low, high], at least 2, at a 1, 2, 2.5 or 5 step.
 
     The labels carry as many decimals as the step needs, so -5:5 reads
     -4 -2 0 2 4 rather than -5.0 -3.3 -1.7 0.0 1.7 3.3 5.0.
     """
     raw = (high - low) / max(count - 1, 1)
     magnitude = 10.0 ** math.floor(math.log10(raw))
-    mantissa = min((1, 2, 2.5, 5, 10), key=lambda m: abs(math.log(m * magnitude / raw)))
-    step = mantissa * magnitude
-    first = math.ceil(low / step - 1e-9)
-    last = math.floor(high / step + 1e-9)
-    positions = [index * step for index in range(first, last + 1)]
+    steps = [m * magnitude for m in (0.25, 0.5, 1, 2, 2.5, 5, 10)]
+    # The smallest step of at least 0.8 times the even spacing, so at most 25% more
+    # ticks than `count`, unless 2 ticks need a smaller step. The factor 1 - 1e-9
+    # keeps rounding (0.8 * 0.0125 is 0.010000000000000002) from skipping a step.
+    index = next(i for i, step in enumerate(steps) if step >= 0.8 * raw * (1 - 1e-9))
+    while True:
+        step = steps[index]
+        first = math.ceil(low / step - 1e-9)
+        last = math.floor(high / step + 1e-9)
+        if last - first >= 1 or index == 0:
+            break
+        index -= 1
+    positions = [k * step for k in range(first, last + 1)]
 
     largest = max(abs(low), abs(high))
     if largest >= 1e6 or step < 1e-4:
-        labels = [f"{value:.4g}" for value in positions]
+        digits = math.ceil(math.log10(largest / step)) + 1
+        labels = [f"{value:.{digits}g}" for value in positions]
     else:
-        decimals = max(0, -math.floor(math.log10(step) + 1e-9))
-        decimals += 1 if mantissa == 2.5 else 0
+        decimals = next(
+            d for d in range(10) if abs(round(step, d) - step) < 1e-9 * step
+        )
         # Adding 0.0 turns -0.0 into 0.0, so the origin never reads "-0".
         labels = [f"{value + 0.0:.{decimals}f}" for value in positions]
     return positions, labels
@@ -326,13 +365,14 @@ def _render_text(
     figure.theme("simple" if color else "colorless")
     figure.title(title)
     figure.label("x", axis="x")
-    figure.label("y", axis="y")
-    for curve in curves:
-        signal = figure.signal(curve.x.tolist(), curve.y.tolist())
+    for index, curve in enumerate(curves):
+        # Without colour, each curve gets its own marker.
+        marker = "hd" if color else COLORLESS_MARKERS[index % len(COLORLESS_MARKERS)]
+        signal = figure.signal(curve.x.tolist(), curve.y.tolist(), marker=marker)
         figure.draw(signal.lines().label(curve.label))
 
     width, height = cells
-    for axis, count in (("x", max(2, width // 12)), ("y", max(2, height // 4))):
+    for axis, count in (("x", max(3, width // 12)), ("y", max(3, height // 4))):
         low, high = _limits(curves, axis)
         figure.ruler(axis).lim(low, high)
         figure.ruler(axis).ticks(*nice_ticks(low, high, count))
@@ -342,15 +382,17 @@ def _render_text(
 
 
 def _import_plotext() -> Any:
+    # plotext is a dependency, so this error means a broken or partial install.
     try:
         import plotext
     except ImportError:
-        fail("the terminal plot needs plotext 6 or later: pip install 'plotext>=6'")
-    # plotext 5 has no `figure` object: its functions live at the module level.
+        fail("the terminal plot needs plotext: pip install 'plotext>=6.1'")
+    # The figure.signal API used here is plotext 6's (tested with 6.1.0). plotext 5
+    # plots through module-level functions such as plotext.plot.
     if not hasattr(plotext, "figure") or not hasattr(plotext.figure, "signal"):
         fail(
             f"plotext {getattr(plotext, '__version__', '(unknown version)')} is "
-            "too old for the terminal plot: pip install 'plotext>=6'"
+            "too old for the terminal plot: pip install 'plotext>=6.1'"
         )
     return plotext
 
