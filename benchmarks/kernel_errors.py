@@ -37,7 +37,7 @@ def sample_inputs(dtype: np.dtype, count: int, beta: float, rng) -> np.ndarray:
     patterns = patterns[np.isfinite(patterns)]
     limit = 120.0 if dtype == np.float32 else 800.0
     uniform = rng.uniform(-limit, limit, size=count).astype(dtype) / dtype.type(beta)
-    small = (rng.uniform(-1, 1, size=count) * 10.0 ** rng.uniform(-12, 1, size=count))
+    small = rng.uniform(-1, 1, size=count) * 10.0 ** rng.uniform(-12, 1, size=count)
     small = small.astype(dtype) / dtype.type(beta)
     return np.concatenate([patterns, uniform, small])
 
@@ -53,7 +53,7 @@ def max_error(
     negligible = mpmath.mpf(float(np.finfo(x.dtype).smallest_subnormal)) / 4
     worst, worst_x = mpmath.mpf(0), float("nan")
     with mpmath.workprec(256):
-        for value, result in zip(x, approx):
+        for value, result in zip(x, approx, strict=True):
             if not np.isfinite(result):
                 continue
             exact = kernel.exact(mpmath.mpf(float(value)), parameters)
@@ -73,9 +73,15 @@ def main() -> None:
     print("kernel\tinputs\tbeta\tmax error (eps)\tworst x\tbound")
     for activation in ACTIVATIONS.values():
         betas = BETAS if "beta" in activation.parameters else (1.0,)
-        for derivative, kernel in ((False, activation.value), (True, activation.derivative)):
+        for derivative, kernel in (
+            (False, activation.value),
+            (True, activation.derivative),
+        ):
             name = activation.name + ("'" if derivative else "")
-            for dtype, working in ((np.float32, np.float64), (np.float64, np.longdouble)):
+            for dtype, working in (
+                (np.float32, np.float64),
+                (np.float64, np.longdouble),
+            ):
                 for beta in betas:
                     parameters = default_parameters()
                     parameters["beta"] = beta

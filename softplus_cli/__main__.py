@@ -1,3 +1,3 @@
-from softplus_cli.cli import main
+from softplus_cli import main
 
 main()

@@ -1,10 +1,11 @@
 """The activation functions, their derivatives and their parameters.
 
 Each function has two implementations. `approx` works on a NumPy array in the
-working dtype (float64, or numpy.longdouble for float64 results) with a relative
-error of at most `error_bound` units of that dtype's epsilon; `exact` computes
-the same value in mpmath at the current working precision. `evaluate` combines
-them into correctly rounded results (see `softplus_cli.rounding`).
+working dtype (float64, or numpy.longdouble for float64 results), within a
+relative error bound that `Kernel.bound_for` gives in units of that dtype's
+epsilon. `exact` computes the same value in mpmath at the current working
+precision. `evaluate` combines them into correctly rounded results (see
+`softplus_cli.rounding`).
 
 Adding an activation is one `Activation` entry in `ACTIVATIONS`, plus a
 `Parameter` entry for each parameter it has that no other activation has.
@@ -15,7 +16,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -43,15 +43,46 @@ class Parameter:
     check: Callable[[float], str | None]
 
 
+# Relative error bounds of the exp/log1p kernels, in eps of the working dtype.
+#
+# float64 (float16, bfloat16 and float32 results): NumPy's float64 exp and
+# log1p on AVX-512 machines come from Intel's SVML, stated by its authors to be
+# within 4 ulp, and NumPy's other float64 paths are within that too. softplus
+# is log1p(exp(-|z|)) plus at most three correctly rounded operations, so it is
+# within 4 + 4 + 1.5 eps; sigmoid and its derivative are within 4 + 3 eps.
+# 16 leaves a margin of 1.7 over that sum, and float32 results lose almost
+# nothing to it: fewer than 1 in 10 million of them go to mpmath.
+#
+# numpy.longdouble (float64 results): glibc's x86-64 test suite records at most
+# 1 ulp for expl and 2 ulp for log1pl (sysdeps/x86_64/fpu/libm-test-ulps), so
+# softplus is within 1 + 2 + 1.5 eps. 8 leaves a margin of 1.8. Each unit of
+# this bound sends about 0.13 % of float64 results to mpmath.
+#
+# benchmarks/kernel_errors.py measures the real errors (at most 1.7 eps in
+# float64 and 2.5 eps in longdouble); tests/test_accuracy.py checks them.
+FLOAT64_BOUND = 16
+EXTENDED_BOUND = 8
+
+
 @dataclass(frozen=True)
 class Kernel:
     """A function of x in two precisions: NumPy's and mpmath's."""
 
     approx: Callable[[np.ndarray, Parameters], np.ndarray]
     exact: Callable[[mpmath.mpf, Parameters], mpmath.mpf]
-    # Bound on the relative error of `approx`, in units of the working dtype's
-    # machine epsilon. `tests/test_accuracy.py` measures the error against it.
-    error_bound: float
+    # Bounds on the relative error of `approx`, in units of the working dtype's
+    # machine epsilon: `error_bound` when it runs in float64, `extended_error_bound`
+    # when it runs in numpy.longdouble with a 64-bit or wider significand.
+    error_bound: float = FLOAT64_BOUND
+    extended_error_bound: float = EXTENDED_BOUND
+
+    def bound_for(self, working: np.dtype) -> float:
+        """Return the relative error bound, in eps, for the working dtype."""
+        import numpy as np
+
+        if np.finfo(working).nmant > np.finfo(np.float64).nmant:
+            return self.extended_error_bound
+        return self.error_bound
 
 
 @dataclass(frozen=True)
@@ -150,9 +181,14 @@ def default_parameters() -> dict[str, float | None]:
 
 
 def _two_product(x: np.ndarray, factor: float) -> tuple[np.ndarray, np.ndarray]:
+    """Return (p, e) with p = fl(x*factor) and p + e = x*factor exactly (Dekker).
+
+    The identity needs p and e to be normal: where the product underflows,
+    e may be inexact, but there softplus and sigmoid are flat to well within
+    the working precision.
+    """
     import numpy as np
 
-    """Return (p, e) with p = fl(x*factor) and p + e = x*factor exactly (Dekker)."""
     kind = x.dtype.type
     bits = np.finfo(x.dtype).nmant + 1
     splitter = kind(2 ** ((bits + 1) // 2) + 1)
@@ -186,9 +222,9 @@ def _scaled(x: np.ndarray, beta: float) -> tuple[np.ndarray, np.ndarray]:
 def _apply_threshold(
     x: np.ndarray, result: np.ndarray, parameters: Parameters, linear_value: object
 ) -> np.ndarray:
+    """Use `linear_value` where beta*x exceeds PyTorch's threshold, if one is set."""
     import numpy as np
 
-    """Use `linear_value` where beta*x exceeds PyTorch's threshold, if one is set."""
     threshold = parameters.get("threshold")
     if threshold is None:
         return result
@@ -291,10 +327,8 @@ def _softplus_exact(x: mpmath.mpf, parameters: Parameters) -> mpmath.mpf:
     if _threshold_applies(x, parameters):
         return x
     z = _beta_times(x, parameters)
-    if z > 0:
-        value = z + mpmath.log1p(mpmath.exp(-z))
-    else:
-        value = mpmath.log1p(mpmath.exp(z))
+    # ln(1 + e^z) = max(z, 0) + ln(1 + e^-|z|), which never overflows.
+    value = max(z, 0) + mpmath.log1p(mpmath.exp(-abs(z)))
     return value / mpmath.mpf(parameters["beta"] or 1.0)
 
 
@@ -353,10 +387,8 @@ ACTIVATIONS: dict[str, Activation] = {
             summary="smooth ReLU: ln(1 + e^x)",
             formula="softplus(x) = ln(1 + e^(βx)) / β",
             derivative_formula="softplus'(x) = σ(βx) = 1 / (1 + e^(−βx))",
-            value=Kernel(_softplus_approx, _softplus_exact, error_bound=8),
-            derivative=Kernel(
-                _softplus_derivative_approx, _softplus_derivative_exact, error_bound=8
-            ),
+            value=Kernel(_softplus_approx, _softplus_exact),
+            derivative=Kernel(_softplus_derivative_approx, _softplus_derivative_exact),
             parameters=("beta", "threshold"),
             notes=(
                 "softplus(0) = ln 2 ≈ 0.6931472, not 0: the curve is smooth and "
@@ -368,10 +400,8 @@ ACTIVATIONS: dict[str, Activation] = {
             summary="logistic function σ(x) = 1 / (1 + e^−x)",
             formula="σ(x) = 1 / (1 + e^(−x))",
             derivative_formula="σ'(x) = σ(x)·σ(−x)",
-            value=Kernel(_sigmoid_approx, _sigmoid_exact, error_bound=8),
-            derivative=Kernel(
-                _sigmoid_derivative_approx, _sigmoid_derivative_exact, error_bound=8
-            ),
+            value=Kernel(_sigmoid_approx, _sigmoid_exact),
+            derivative=Kernel(_sigmoid_derivative_approx, _sigmoid_derivative_exact),
             parameters=(),
             notes="σ'(x) is computed as σ(x)·σ(−x), so it does not cancel to 0 "
             "where σ(x) rounds to 1.",
@@ -387,9 +417,16 @@ ACTIVATIONS: dict[str, Activation] = {
                 "relu'(x) = 1 between threshold and max_value, negative_slope at "
                 "or below threshold, 0 at or above max_value"
             ),
-            value=Kernel(_relu_approx, _relu_exact, error_bound=2),
+            # (x - threshold) and the product with the slope are each rounded
+            # once in the working dtype; everything else is exact.
+            value=Kernel(
+                _relu_approx, _relu_exact, error_bound=2, extended_error_bound=2
+            ),
             derivative=Kernel(
-                _relu_derivative_approx, _relu_derivative_exact, error_bound=0
+                _relu_derivative_approx,
+                _relu_derivative_exact,
+                error_bound=0,
+                extended_error_bound=0,
             ),
             parameters=("negative_slope", "max_value", "relu_threshold"),
             notes="relu'(threshold) is negative_slope (0 by default), as in "
@@ -421,7 +458,7 @@ def evaluate(
     *,
     derivative: bool = False,
 ) -> np.ndarray:
-    """Return the activation (or its derivative) at `x`, correctly rounded to x's dtype."""
+    """Return the activation or its derivative at `x`, correctly rounded to x.dtype."""
     import numpy as np
 
     from softplus_cli.dtypes import working_dtype
@@ -432,7 +469,7 @@ def evaluate(
     with np.errstate(all="ignore"):
         approx = kernel.approx(x.astype(working), parameters)
     # One more epsilon covers the rounding of the bound arithmetic itself.
-    bound = (kernel.error_bound + 1) * float(np.finfo(working).eps)
+    bound = (kernel.bound_for(working) + 1) * float(np.finfo(working).eps)
     rounded, undecided = round_decided(approx, bound, x.dtype)
     if not undecided.any():
         return rounded
@@ -440,4 +477,8 @@ def evaluate(
     def exact(value: mpmath.mpf) -> mpmath.mpf:
         return kernel.exact(value, parameters)
 
+    # TODO: for float64 results 1.2-1.5 % of inputs are undecided and mpmath
+    # takes about 60 µs for each, which makes evaluation about 6 times slower
+    # than the fast path. A vectorized double-double stage here would settle
+    # most of them first.
     return settle_undecided(rounded, undecided, x, exact)

@@ -13,7 +13,12 @@ import typer
 
 # Typer 0.29 vendors Click as typer._click; its exception classes are not
 # re-exported under a public name.
-from typer._click.exceptions import ClickException, UsageError
+from typer._click.exceptions import (
+    BadOptionUsage,
+    ClickException,
+    NoArgsIsHelpError,
+    UsageError,
+)
 from typer.core import TyperCommand, TyperGroup
 
 from softplus_cli.activations import ACTIVATIONS, PARAMETERS
@@ -38,8 +43,15 @@ def fail(message: str, exit_code: int = 2) -> NoReturn:
     raise CommandError(message, exit_code)
 
 
+def report(message: str) -> None:
+    """Write one line to stderr, or nothing if stderr is closed."""
+    # With stderr closed, print(file=None) would write to stdout, into the data.
+    if sys.stderr is not None:
+        print(f"{PROGRAM}: {message}", file=sys.stderr)
+
+
 def warn(message: str) -> None:
-    print(f"{PROGRAM}: warning: {message}", file=sys.stderr)
+    report(f"warning: {message}")
 
 
 class SoftplusGroup(TyperGroup):
@@ -65,19 +77,31 @@ class SoftplusGroup(TyperGroup):
             )
             code = result if isinstance(result, int) else 0
         except CommandError as error:
-            print(f"{PROGRAM}: error: {error}", file=sys.stderr)
+            report(f"error: {error}")
             code = error.exit_code
+        except NoArgsIsHelpError as error:
+            # A bare `softplus` asks for the help text, which is not an error.
+            if error.ctx is not None:
+                print(error.ctx.get_help())
+            code = 0
         except UsageError as error:
             hint = ""
             if error.ctx is not None:
                 hint = f" (see '{error.ctx.command_path} --help')"
-            print(f"{PROGRAM}: error: {error.format_message()}{hint}", file=sys.stderr)
+            # Typer words a failed conversion as "Value error, ..." (pydantic's).
+            message = error.format_message().replace("Value error, ", "")
+            report(f"error: {message}{hint}")
             code = error.exit_code
         except ClickException as error:
-            print(f"{PROGRAM}: error: {error.format_message()}", file=sys.stderr)
+            report(f"error: {error.format_message()}")
             code = error.exit_code
         except typer.Abort:
             code = 130
+        except OSError as error:
+            # Writing failed: a full disk, a closed stdout. A closed pipe ends
+            # the process through SIGPIPE before this point where it can.
+            report(f"error: cannot write the output: {error.strerror or error}")
+            code = 1
         if not standalone_mode:
             return code
         sys.exit(code)
@@ -115,11 +139,30 @@ class NumberArgumentsCommand(TyperCommand):
                 positional.append(token)
                 continue
             options.append(token)
-            if "=" not in token and takes_value.get(token, False):
+            needing_value = _option_needing_value(token, takes_value)
+            if needing_value is not None:
                 value = next(tokens, None)
-                if value is not None:
-                    options.append(value)
+                if value is None:
+                    message = f"Option '{needing_value}' requires an argument."
+                    raise BadOptionUsage(needing_value, message, ctx)
+                options.append(value)
         return super().parse_args(ctx, [*options, "--", *positional])
+
+
+def _option_needing_value(token: str, takes_value: dict[str, bool]) -> str | None:
+    """Return the option in `token` whose value is the next token, if any.
+
+    Handles `--name`, `--name=value`, `-x`, and clusters of short flags such as
+    `-df`, where only the last letter may take the next token as its value.
+    """
+    if token.startswith("--"):
+        return token if "=" not in token and takes_value.get(token, False) else None
+    for index in range(1, len(token)):
+        name = f"-{token[index]}"
+        if takes_value.get(name, False):
+            # The rest of the cluster, if any, is this option's value.
+            return name if index == len(token) - 1 else None
+    return None
 
 
 def with_parameter_options(command: Callable[..., None]) -> Callable[..., None]:
@@ -138,11 +181,12 @@ def with_parameter_options(command: Callable[..., None]) -> Callable[..., None]:
             inspect.Parameter.KEYWORD_ONLY,
             default=parameter.default,
             annotation=Annotated[
-                float | None,
+                str | None,
                 typer.Option(
                     parameter.option,
                     help=parameter.help,
-                    show_default=parameter.default is not None,
+                    metavar="NUMBER",
+                    show_default=False,
                 ),
             ],
         )
@@ -151,7 +195,10 @@ def with_parameter_options(command: Callable[..., None]) -> Callable[..., None]:
 
     @functools.wraps(command)
     def wrapper(**kwargs: Any) -> None:
-        values = {name: kwargs.pop(name) for name in PARAMETERS}
+        values = {
+            name: _parameter_value(parameter, kwargs.pop(name))
+            for name, parameter in PARAMETERS.items()
+        }
         command(parameters=values, **kwargs)
 
     wrapper.__signature__ = signature.replace(parameters=[*own, *added])  # type: ignore[attr-defined]
@@ -174,6 +221,7 @@ FunctionsOption = Annotated[
         "--function",
         "-f",
         help=f"Function to evaluate: {', '.join(ACTIVATIONS)}, or all. Repeatable.",
+        metavar="NAME",
         show_default=False,
     ),
 ]
@@ -199,6 +247,7 @@ HeaderOption = Annotated[
 
 app = typer.Typer(
     cls=SoftplusGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
     name=PROGRAM,
     help="Evaluate softplus, sigmoid and ReLU exactly, in the dtypes of deep learning.",
     no_args_is_help=True,
@@ -233,14 +282,28 @@ def main_options(
     """
 
 
+def _parameter_value(parameter: Any, text: str | float | None) -> float | None:
+    """Parse an option's text as parameters are parsed everywhere: as a number."""
+    from softplus_cli.inputs import NUMBER, describe_invalid
+
+    if text is None or isinstance(text, float):
+        return text
+    if not NUMBER.fullmatch(text):
+        fail(describe_invalid(text, f"for {parameter.option}"))
+    value = float(text)
+    if value in (float("inf"), float("-inf")) and "inf" not in text.lower():
+        fail(f"{parameter.option} {text} is beyond the range of float64")
+    return value
+
+
 def _selected(names: list[str] | None, default: list[str]) -> list[str]:
     chosen = names or default
-    if "all" in chosen:
-        return list(ACTIVATIONS)
     for name in chosen:
-        if name not in ACTIVATIONS:
+        if name not in ACTIVATIONS and name != "all":
             choices = ", ".join(ACTIVATIONS)
             fail(f"unknown function {name!r}: use one of {choices}, or all")
+    if "all" in chosen:
+        return list(ACTIVATIONS)
     return list(dict.fromkeys(chosen))
 
 
@@ -281,22 +344,27 @@ def _run(
         activation.name + ("'" if is_derivative else "")
         for activation, is_derivative in columns
     ]
-    writer = make_writer(
-        output_format,
-        sys.stdout,
-        names,
-        header,
-        title=_title(functions, dtype, parameters),
-        make_console=make_console,
-    )
+    # The writer starts (a header, JSON's opening bracket) only once the first
+    # chunk is in, so input rejected in the first chunk leaves stdout empty.
+    writer = None
     for x in chunks:
         results = [
             evaluate(activation, x, parameters, derivative=is_derivative)
             for activation, is_derivative in columns
         ]
+        if writer is None:
+            writer = make_writer(
+                output_format,
+                sys.stdout,
+                names,
+                header,
+                title=_title(functions, dtype, parameters),
+                make_console=make_console,
+            )
         writer.write([x, *results])
         sys.stdout.flush()
-    writer.close()
+    if writer is not None:
+        writer.close()
 
 
 def _checked(parameters: dict[str, float | None]) -> dict[str, float | None]:
@@ -310,17 +378,28 @@ def _checked(parameters: dict[str, float | None]) -> dict[str, float | None]:
 
 
 def _report_overflow(overflow: Any, dtype: str) -> None:
-    if overflow.count:
-        warn(
-            f"{overflow.count} input(s) beyond the range of {dtype} became ±inf "
-            f"(first: {overflow.first}); use --dtype float64 to keep them finite"
-        )
+    if not overflow.count:
+        return
+    fix = "" if dtype == "float64" else "; use --dtype float64 to keep them finite"
+    warn(
+        f"{overflow.count} input(s) beyond the range of {dtype} became ±inf "
+        f"(first: {_shortened(overflow.first)}){fix}"
+    )
+
+
+def _shortened(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _stdin_chunks(dtype: Any, overflow: Any) -> Iterator[Any]:
     from softplus_cli.inputs import read_stream
 
     return read_stream(sys.stdin.buffer, dtype, overflow)
+
+
+def _stdin_is_piped() -> bool:
+    # A closed stdin (`<&-`) is None: there is nothing to read.
+    return sys.stdin is not None and not sys.stdin.isatty()
 
 
 @app.command("eval", cls=NumberArgumentsCommand)
@@ -331,6 +410,7 @@ def eval_command(
         typer.Argument(
             help="Numbers to evaluate at, such as -20 -1e-3 inf nan. "
             "'-', or none with a pipe, reads whitespace-separated numbers from stdin.",
+            metavar="NUMBER...",
             show_default=False,
         ),
     ] = None,
@@ -358,7 +438,9 @@ def eval_command(
     target = resolve_dtype(dtype.value)
     overflow = Overflow()
     texts = points or []
-    if texts == ["-"] or (not texts and not sys.stdin.isatty()):
+    if texts == ["-"] and sys.stdin is None:
+        fail("stdin is closed: pass the numbers as arguments, or pipe them in")
+    if texts == ["-"] or (not texts and _stdin_is_piped()):
         chunks = _stdin_chunks(target, overflow)
     elif not texts:
         fail("no numbers given: pass them as arguments, or pipe them to stdin")
@@ -402,7 +484,9 @@ def compare_command(
     derivative: Annotated[
         bool,
         typer.Option(
-            "--derivative/--no-derivative", help="Show each function's derivative."
+            "--derivative/--no-derivative",
+            "-d/-D",
+            help="Show each function's derivative.",
         ),
     ] = True,
     dtype: DtypeOption = DtypeName[DEFAULT_DTYPE],  # type: ignore[valid-type]
@@ -452,7 +536,7 @@ def compare_command(
 
 
 # Commands defined in their own modules register themselves on `app` when imported.
-from softplus_cli import plot_command  # noqa: E402,F401
+from softplus_cli import check_command, plot_command  # noqa: E402,F401
 
 
 def main() -> None:
@@ -462,4 +546,7 @@ def main() -> None:
     if hasattr(signal, "SIGPIPE"):
         # Die silently like other Unix filters when `head` stops reading.
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    if sys.stdout is None:
+        report("error: stdout is closed: redirect it to a file or a pipe")
+        sys.exit(1)
     app()

@@ -9,7 +9,9 @@ values of the narrow dtype, and those ties are settled from the exact decimal.
 
 from __future__ import annotations
 
+import functools
 import re
+import select
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -20,16 +22,28 @@ if TYPE_CHECKING:
     import numpy as np
 
 NUMBER = re.compile(
-    r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf|infinity|nan)", re.IGNORECASE
+    r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf|infinity|nan)",
+    re.IGNORECASE,
 )
-DECIMAL_COMMA = re.compile(r"[+-]?\d*,\d+")
+DECIMAL_COMMA = re.compile(r"[+-]?[0-9]*,[0-9]+")
 TOKEN = re.compile(rb"\S+")
+# The bytes that bytes.split() splits at.
+WHITESPACE = (b" ", b"\n", b"\t", b"\r", b"\x0b", b"\x0c")
 
 # Bytes read from a stream at a time, and the grid points made at a time.
 READ_SIZE = 1 << 20
 GRID_CHUNK = 1 << 16
 
 NUMBER_HINT = "expected a decimal number such as 1.5, -2e-3, inf or nan"
+
+
+# Range ends and steps must be float64 numbers: larger ones overflow and
+# smaller ones underflow to 0, and their exact decimals grow without bound.
+FLOAT64_MAX = Decimal("1.7976931348623157e308")
+MIN_EXPONENT = -324
+MAX_EXPONENT = 308
+# Far more points than any grid streams in reasonable time.
+MAX_GRID_POINTS = 10**12
 
 
 class InputError(ValueError):
@@ -127,11 +141,12 @@ def _parse_tokens(
     """Return the tokens as an array of `dtype`, or raise InputError."""
     import numpy as np
 
-    strings = np.array(tokens)
     try:
         if b"_" in data:
             raise ValueError("Python's digit separators are not numbers here")
-        wide = strings.astype(np.float64)
+        # float() reads bytes with correct rounding and, once underscores are
+        # ruled out, accepts exactly the forms that NUMBER matches.
+        wide = np.fromiter(map(float, tokens), dtype=np.float64, count=len(tokens))
     except ValueError:
         for match in TOKEN.finditer(data):
             text = match.group().decode("utf-8", errors="replace")
@@ -142,6 +157,43 @@ def _parse_tokens(
                 ) from None
         raise
     return round_to_dtype(wide, dtype, lambda index: Fraction(tokens[index].decode()))
+
+
+def _token_text(tokens: list[bytes], index: int) -> str:
+    return tokens[index].decode()
+
+
+def _read_available(stream: IO[bytes], size: int) -> bytes:
+    """Read up to `size` bytes, waiting only for the first.
+
+    `read1` returns what is available, so rows from a slow producer come out as
+    its lines arrive instead of once a whole block has filled. A Linux pipe
+    holds 64 KiB by default, so while more bytes are ready without waiting (as
+    `select` reports) this reads on, to parse in blocks of `size`, which costs
+    less per number.
+    """
+    read = getattr(stream, "read1", None)
+    if read is None:
+        return stream.read(size)
+    block = read(size)
+    try:
+        descriptor = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return block
+    parts = [block]
+    length = len(block)
+    while block and length < size:
+        try:
+            ready, _, _ = select.select([descriptor], [], [], 0)
+        except (OSError, ValueError):
+            # Windows selects on sockets only.
+            break
+        if not ready:
+            break
+        block = read(size - length)
+        parts.append(block)
+        length += len(block)
+    return b"".join(parts)
 
 
 def read_stream(
@@ -157,14 +209,11 @@ def read_stream(
     line = 1
     seen_any = False
     while True:
-        # read1 returns what is available, so rows from a slow producer come
-        # out as its lines arrive instead of once a whole block has filled.
-        read = getattr(stream, "read1", stream.read)
-        block = read(read_size)
+        block = _read_available(stream, read_size)
         data = carry + block
         if block:
             # The last token may continue in the next block.
-            cut = max(data.rfind(b"\n"), data.rfind(b" "), data.rfind(b"\t"))
+            cut = max(data.rfind(space) for space in WHITESPACE)
             data, carry = data[: cut + 1], data[cut + 1 :]
         else:
             carry = b""
@@ -172,7 +221,7 @@ def read_stream(
         if tokens:
             seen_any = True
             narrow = _parse_tokens(tokens, data, line, dtype)
-            count_overflow(narrow, overflow, lambda index: tokens[index].decode())
+            count_overflow(narrow, overflow, functools.partial(_token_text, tokens))
             yield narrow
         line += data.count(b"\n")
         if not block:
@@ -221,7 +270,23 @@ def _decimal(text: str, role: str, spec: str) -> Decimal:
             f"invalid range {spec!r}: {role} {text!r} must be finite; "
             "use finite numbers, as in -5:5:0.5"
         )
+    # Check the exponent first: arithmetic on 1e99999999 overflows Decimal.
+    outside = value and not MIN_EXPONENT <= value.adjusted() <= MAX_EXPONENT
+    if outside or abs(value) > FLOAT64_MAX:
+        raise InputError(
+            f"invalid range {spec!r}: {role} {text!r} is outside the range of "
+            "float64 (about 5e-324 to 1.8e308 in magnitude)"
+        )
     return value
+
+
+def _checked_count(spec: str, count: int) -> int:
+    if count > MAX_GRID_POINTS:
+        raise InputError(
+            f"invalid range {spec!r}: {count:,} points is more than the "
+            f"{MAX_GRID_POINTS:,} allowed; use a larger step"
+        )
+    return count
 
 
 def _scaled_integers(*values: Decimal) -> tuple[list[int], int]:
@@ -265,13 +330,14 @@ def _stepped_grid(spec: str, start: Decimal, stop: Decimal, step: Decimal) -> Gr
             f"{start} to {stop}"
         )
     (first, last, increment), denominator = _scaled_integers(start, stop, step)
-    count = (last - first) // increment + 1
+    count = _checked_count(spec, (last - first) // increment + 1)
     return Grid(first, increment, denominator, count)
 
 
 def _counted_grid(spec: str, start: Decimal, stop: Decimal, points: int) -> Grid:
     if points < 1:
         raise InputError(f"invalid --points {points}: must be at least 1")
+    _checked_count(spec, points)
     (first, last), denominator = _scaled_integers(start, stop)
     if points == 1:
         return Grid(first, 0, denominator, 1)

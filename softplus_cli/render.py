@@ -8,7 +8,6 @@ back as the same value in the dtype, in NumPy's scalar style (`1.0`, `0.1`,
 from __future__ import annotations
 
 import enum
-import functools
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -24,7 +23,9 @@ UNLIMITED_PRECISION = 40
 # Rows that the formats holding the whole output in memory accept. The other
 # formats stream any number of rows.
 TABLE_ROW_LIMIT = 10_000
-NUMPY_ROW_LIMIT = 1_000_000
+# NumPy's repr slows down faster than linearly: 100,000 float32 values take
+# several seconds.
+NUMPY_ROW_LIMIT = 10_000
 
 
 class OutputFormat(str, enum.Enum):
@@ -63,39 +64,11 @@ def too_many_rows_message(output_format: OutputFormat, rows: int | None) -> str:
     )
 
 
-@functools.lru_cache(maxsize=1 << 16)
-def _shortest_bfloat16(bits: int) -> str:
-    import ml_dtypes
-    import numpy as np
-
-    value = np.array([bits], dtype=np.uint16).view(ml_dtypes.bfloat16)[0]
-    wide = float(value)
-    if not np.isfinite(wide) or wide == 0:
-        return str(np.float32(wide))
-    for digits in range(1, 10):
-        text = f"{wide:.{digits - 1}e}"
-        if np.array([float(text)]).astype(ml_dtypes.bfloat16)[0] == value:
-            break
-    return str(np.float32(float(text))) if abs(wide) >= 1e-4 else _scientific(text)
-
-
-def _scientific(text: str) -> str:
-    """Rewrite Python's `d.ddde-05` as NumPy's scalar style, `d.ddde-05` without zeros."""
-    mantissa, exponent = text.split("e")
-    if "." in mantissa:
-        mantissa = mantissa.rstrip("0").rstrip(".")
-    return f"{mantissa}e{exponent}"
-
-
 def shortest_strings(values: np.ndarray) -> list[str]:
     """Return each value as the shortest string that reads back to it in its dtype."""
-    import numpy as np
+    from softplus_cli.formatting import delimited_layout, format_rows
 
-    if values.dtype == np.float64:
-        return [repr(value) for value in values.tolist()]
-    if values.dtype.name == "bfloat16":
-        return [_shortest_bfloat16(bits) for bits in values.view(np.uint16).tolist()]
-    return [str(value) for value in values]
+    return format_rows([values], delimited_layout(1, "\n")).decode().splitlines()
 
 
 def column_strings(values: np.ndarray) -> list[str]:
@@ -117,11 +90,6 @@ def column_strings(values: np.ndarray) -> list[str]:
     return [cell.strip() for cell in text[1:-1].split("|")]
 
 
-def _json_value(text: str) -> str:
-    # JSON has no infinities or NaN: write them as strings, losing nothing.
-    return f'"{text}"' if text in ("inf", "-inf", "nan") else text
-
-
 class Writer:
     """Receives the output in chunks of columns and writes it."""
 
@@ -137,41 +105,79 @@ class Writer:
         pass
 
 
-class DelimitedWriter(Writer):
-    def __init__(self, stream: IO[str], names: Sequence[str], header: bool, separator: str):
+class PlainWriter(Writer):
+    """Writes rows of text, as bytes when the stream has a binary buffer."""
+
+    def _write_bytes(self, data: bytes) -> None:
+        buffer = getattr(self.stream, "buffer", None)
+        if buffer is None:
+            self.stream.write(data.decode())
+            return
+        # Text written before (a header, say) must reach the buffer first.
+        self.stream.flush()
+        buffer.write(data)
+
+
+class DelimitedWriter(PlainWriter):
+    def __init__(
+        self, stream: IO[str], names: Sequence[str], header: bool, separator: str
+    ):
+        from softplus_cli.formatting import delimited_layout
+
         super().__init__(stream, names, header)
-        self.separator = separator
+        self.layout = delimited_layout(len(self.names), separator)
         if header:
             stream.write(separator.join(self.names) + "\n")
 
     def write(self, columns: Sequence[np.ndarray]) -> None:
-        texts = [shortest_strings(column) for column in columns]
-        lines = map(self.separator.join, zip(*texts, strict=True))
-        self.stream.write("\n".join(lines) + "\n")
+        from softplus_cli.formatting import format_rows
+
+        self._write_bytes(format_rows(columns, self.layout))
 
 
-class JsonLinesWriter(Writer):
-    def _objects(self, columns: Sequence[np.ndarray]) -> list[str]:
+class JsonLinesWriter(PlainWriter):
+    """Writes one JSON object a line, with inf, -inf and nan as strings."""
+
+    row_end = "}\n"
+
+    def __init__(self, stream: IO[str], names: Sequence[str], header: bool):
+        from softplus_cli.formatting import RowLayout
+
+        super().__init__(stream, names, header)
         keys = [json.dumps(name) for name in self.names]
-        texts = [shortest_strings(column) for column in columns]
-        return [
-            "{" + ", ".join(f"{key}: {_json_value(text)}" for key, text in zip(keys, row, strict=True)) + "}"
-            for row in zip(*texts, strict=True)
-        ]
+        separators = [f", {key}: " for key in keys[1:]] + [self.row_end]
+        self.layout = RowLayout(
+            prefix="{" + keys[0] + ": ",
+            separators=tuple(separators),
+            quote_special=True,
+        )
+
+    def _objects(self, columns: Sequence[np.ndarray]) -> bytes:
+        from softplus_cli.formatting import format_rows
+
+        return format_rows(columns, self.layout)
 
     def write(self, columns: Sequence[np.ndarray]) -> None:
-        self.stream.write("\n".join(self._objects(columns)) + "\n")
+        self._write_bytes(self._objects(columns))
 
 
 class JsonWriter(JsonLinesWriter):
+    """Writes a JSON array of objects, one object a line."""
+
+    row_end = "},\n"
+
     def __init__(self, stream: IO[str], names: Sequence[str], header: bool):
         super().__init__(stream, names, header)
         self.first = True
         stream.write("[")
 
     def write(self, columns: Sequence[np.ndarray]) -> None:
-        prefix = "\n" if self.first else ",\n"
-        self.stream.write(prefix + ",\n".join(self._objects(columns)))
+        objects = self._objects(columns)
+        if not objects:
+            return
+        prefix = b"\n" if self.first else b",\n"
+        # Each object ends with ",\n"; the next chunk or close() writes the rest.
+        self._write_bytes(prefix + objects[: -len(b",\n")])
         self.first = False
 
     def close(self) -> None:

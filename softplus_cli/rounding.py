@@ -13,10 +13,15 @@ decided.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import mpmath
 import numpy as np
+
+if TYPE_CHECKING:
+    import mpmath
+
+# mpmath is imported only inside the functions that settle undecided elements,
+# so a run in which the fast path decides everything never loads it.
 
 # mpmath evaluation starts at this many bits and doubles up to the maximum. At
 # the maximum, float64 differences of any two finite doubles are exact, so a
@@ -24,7 +29,7 @@ import numpy as np
 START_PRECISION = 128
 MAX_PRECISION = 4096
 
-ExactFunction = Callable[[mpmath.mpf], mpmath.mpf]
+ExactFunction = Callable[["mpmath.mpf"], "mpmath.mpf"]
 
 
 def round_decided(
@@ -36,8 +41,9 @@ def round_decided(
     own magnitude) of the exact value. Returns the rounded array and a boolean
     mask of the elements for which the exact value may round differently.
     """
-    rounded = approx.astype(dtype)
+    # Casts that underflow to 0 or overflow to inf round correctly, silently.
     with np.errstate(all="ignore"):
+        rounded = approx.astype(dtype)
         radius = np.abs(approx) * approx.dtype.type(relative_error)
         low = (approx - radius).astype(dtype)
         high = (approx + radius).astype(dtype)
@@ -51,14 +57,17 @@ def round_decided(
 def _neighbours(value: np.generic, dtype: np.dtype) -> tuple[Any, Any]:
     """Return the finite or infinite values of `dtype` just below and above `value`."""
     array = np.array([value], dtype=dtype)
-    below = np.nextafter(array, np.array([-np.inf], dtype=dtype))[0]
-    above = np.nextafter(array, np.array([np.inf], dtype=dtype))[0]
+    with np.errstate(over="ignore"):
+        below = np.nextafter(array, np.array([-np.inf], dtype=dtype))[0]
+        above = np.nextafter(array, np.array([np.inf], dtype=dtype))[0]
     return below, above
 
 
 def _as_mpf(value: np.generic, dtype: np.dtype) -> mpmath.mpf:
     """Convert a finite `dtype` value to mpmath exactly, and infinity to the
     value at which IEEE 754 round-to-nearest overflows to it."""
+    import mpmath
+
     if np.isinf(value):
         finfo = np.finfo(dtype)
         largest = mpmath.mpf(float(finfo.max))
@@ -80,6 +89,8 @@ def _nearest(
     Returns the rounded value and whether the rounding is certain given that
     `exact` carries a relative error of a few units in its last bit.
     """
+    import mpmath
+
     with np.errstate(all="ignore"):
         candidate = np.array([float(exact)]).astype(dtype)[0]
     if mpmath.isinf(exact) or exact == 0:
@@ -103,14 +114,14 @@ def _nearest(
     return candidate, True
 
 
-def round_exact(
-    function: ExactFunction, value: float, dtype: np.dtype
-) -> np.generic:
+def round_exact(function: ExactFunction, value: float, dtype: np.dtype) -> np.generic:
     """Return `function(value)` correctly rounded to `dtype`.
 
     `function` computes the exact function in mpmath at the current working
     precision. Precision doubles until the result is decided.
     """
+    import mpmath
+
     precision = START_PRECISION
     while True:
         # The midpoint arithmetic in _nearest needs the same precision.

@@ -295,6 +295,18 @@ def test_compare_large_grid_streams_in_plain_format(runner):
         (["compare"], ["--range"]),
         (["compare", "--range", "0:1:0.5", "--format", "xml"], ["xml"]),
         (["plotz"], ["plotz"]),
+        (["eval", "１２"], ["'１２'", "argument 1"]),
+        (["eval", "1", "-f"], ["'-f'", "requires an argument"]),
+        (["eval", "-1", "--beta"], ["'--beta'", "requires an argument"]),
+        (["eval", "1", "-f", "bogus", "-f", "all"], ["'bogus'"]),
+        (["eval", "1", "--beta", "0,5"], ["'0,5'", "--beta", "decimal point"]),
+        (["eval", "1", "--beta", "1e400"], ["--beta 1e400", "float64"]),
+        (["eval", "1", "--negative-slope", "1_0"], ["'1_0'", "--negative-slope"]),
+        (["eval", "1", "--dtype", "fp32"], ["'fp32'", "float32"]),
+        (["compare", "--range", "0:1e309:1e308"], ["'1e309'", "float64"]),
+        (["compare", "--range", "0:1e99999999:1"], ["'1e99999999'", "float64"]),
+        (["compare", "--range", "0:1:1e-400"], ["'1e-400'", "float64"]),
+        (["compare", "--range", "0:1:1e-13"], ["10,000,000,000,001", "larger step"]),
     ],
 )
 def test_bad_input_is_one_line_exit_2(runner, args, fragments):
@@ -315,10 +327,46 @@ def test_bad_stdin_is_one_line_exit_2(runner, data, fragments):
     assert_one_line_error(invoke(runner, "eval", "-", input=data), *fragments)
 
 
-def test_bad_stdin_writes_no_partial_rows_before_the_error_chunk(runner):
-    result = invoke(runner, "eval", "-", input="1\n2\nbad\n")
+@pytest.mark.parametrize("output_format", ["tsv", "csv", "json", "jsonl", "table"])
+def test_bad_first_chunk_writes_nothing(runner, output_format):
+    args = ["eval", "-", "--format", output_format, "--header"]
+    result = invoke(runner, *args, input="1\n2\nbad\n")
     assert result.exit_code == 2
-    assert "bad" in result.stderr
+    assert "'bad'" in result.stderr
+    assert result.stdout == ""
+
+
+def test_short_flags_cluster(runner):
+    result = invoke(runner, "eval", "1", "-df", "sigmoid")
+    assert result.exit_code == 0
+    assert result.stdout == "1.0\t0.7310586\t0.19661193\n"
+
+
+def test_compare_short_derivative_flags(runner):
+    shown = invoke(runner, "compare", "-r", "0:1:1", "-f", "relu", "-d")
+    hidden = invoke(runner, "compare", "-r", "0:1:1", "-f", "relu", "-D")
+    assert shown.stdout == "0.0\t0.0\t0.0\n1.0\t1.0\t1.0\n"
+    assert hidden.stdout == "0.0\t0.0\n1.0\t1.0\n"
+
+
+def test_float64_overflow_warning_offers_no_wider_dtype(runner):
+    result = invoke(runner, "eval", "1e400", "--dtype", "float64")
+    assert result.exit_code == 0
+    assert "1e400" in result.stderr
+    assert "--dtype" not in result.stderr
+
+
+def test_bare_command_prints_help(runner):
+    result = invoke(runner)
+    assert result.exit_code == 0
+    assert "Usage: softplus" in result.stdout
+    assert result.stderr == ""
+
+
+def test_short_help_option(runner):
+    result = invoke(runner, "eval", "-h")
+    assert result.exit_code == 0
+    assert "--dtype" in result.stdout
 
 
 def test_version_reads_metadata(runner):

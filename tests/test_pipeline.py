@@ -146,3 +146,30 @@ def test_interrupt_exits_130_without_traceback():
     _, stderr = process.communicate(timeout=30)
     assert process.returncode == 130
     assert b"Traceback" not in stderr
+
+
+def test_full_disk_is_one_line_exit_1():
+    result = shell("softplus eval 1 > /dev/full")
+    assert result.returncode == 1
+    assert result.stderr == (
+        "softplus: error: cannot write the output: No space left on device\n"
+    )
+
+
+def test_closed_stdout_is_one_line_exit_1():
+    result = shell("softplus eval 1 >&-")
+    assert result.returncode == 1
+    assert len(result.stderr.splitlines()) == 1
+    assert "stdout is closed" in result.stderr
+
+
+def test_closed_stderr_keeps_warnings_out_of_the_data():
+    result = shell("softplus eval 1e39 2>&-")
+    assert result.returncode == 0
+    assert result.stdout == "inf\tinf\n"
+
+
+def test_closed_stdin_with_dash():
+    result = shell("softplus eval - <&-")
+    assert result.returncode == 2
+    assert "stdin is closed" in result.stderr

@@ -1,0 +1,100 @@
+"""Time correctly rounded evaluation against NumPy's logaddexp and plain rounding.
+
+Run: python benchmarks/bench_kernels.py [--size N] [--repeats R]
+
+For each dtype and function, on N inputs uniform in [-20, 20], it prints the
+median time per element of R runs of:
+
+- project: `softplus_cli.activations.evaluate`, correctly rounded;
+- fast path only: the kernel in the working dtype, rounded once, with no check
+  of the rounding (what "float64, then round" costs);
+- numpy: `np.logaddexp(0, x)` (softplus) or 1 / (1 + exp(-x)) (sigmoid) in the
+  dtype itself;
+
+and the fraction of inputs that the project settled in mpmath. All baselines
+run in the same process, interleaved with the project's runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+from softplus_cli.activations import ACTIVATIONS, default_parameters, evaluate
+from softplus_cli.dtypes import resolve_dtype, working_dtype
+from softplus_cli.rounding import round_decided
+
+
+def median_time(function, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def numpy_baseline(name: str, x: np.ndarray) -> np.ndarray:
+    work = (
+        x.astype(np.float32) if x.dtype.itemsize == 2 and x.dtype != np.float16 else x
+    )
+    with np.errstate(all="ignore"):
+        if name == "softplus":
+            return np.logaddexp(work.dtype.type(0), work)
+        return 1 / (1 + np.exp(-work))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=1_000_000)
+    parser.add_argument("--repeats", type=int, default=7)
+    arguments = parser.parse_args()
+
+    rng = np.random.default_rng(0)
+    uniform = rng.uniform(-20, 20, size=arguments.size)
+    parameters = default_parameters()
+    print("dtype\tfunction\tproject ns\tfast path ns\tnumpy ns\tto mpmath")
+    for dtype_name in ("float16", "bfloat16", "float32", "float64"):
+        dtype = resolve_dtype(dtype_name)
+        x = uniform.astype(dtype)
+        working = working_dtype(dtype)
+        for name in ("softplus", "sigmoid"):
+            activation = ACTIVATIONS[name]
+            kernel = activation.value
+
+            def project(activation=activation, x=x):
+                return evaluate(activation, x, parameters)
+
+            def fast_path(kernel=kernel, x=x, working=working, dtype=dtype):
+                with np.errstate(all="ignore"):
+                    return kernel.approx(x.astype(working), parameters).astype(dtype)
+
+            def numpy_only(name=name, x=x):
+                return numpy_baseline(name, x)
+
+            timings = {"project": [], "fast": [], "numpy": []}
+            for _ in range(arguments.repeats):
+                timings["project"].append(median_time(project, 1))
+                timings["fast"].append(median_time(fast_path, 1))
+                timings["numpy"].append(median_time(numpy_only, 1))
+            with np.errstate(all="ignore"):
+                approx = kernel.approx(x.astype(working), parameters)
+            bound = (kernel.bound_for(working) + 1) * float(np.finfo(working).eps)
+            _, undecided = round_decided(approx, bound, dtype)
+            per_element = {
+                key: statistics.median(values) / x.size * 1e9
+                for key, values in timings.items()
+            }
+            print(
+                f"{dtype_name}\t{name}\t{per_element['project']:.1f}\t"
+                f"{per_element['fast']:.1f}\t{per_element['numpy']:.1f}\t"
+                f"{undecided.mean():.3%}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()

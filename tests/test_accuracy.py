@@ -1,0 +1,463 @@
+"""Correct rounding of every function and derivative, against mpmath.
+
+The reference (tests/mp_reference.py) evaluates each function in mpmath at 200
+bits and rounds it to the dtype by integer arithmetic, independently of
+softplus_cli.rounding. A result passes only if it equals that reference
+exactly: correct rounding leaves no tolerance.
+
+float16 and bfloat16 are checked at every input; float32 at random mantissas
+in every binade plus the inputs next to the known hard cases (inputs at which
+computing in float64 and rounding once gives the wrong float32); float64 at
+random inputs and at the points where the functions change behaviour.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import pathlib
+
+import mpmath
+import numpy as np
+import pytest
+
+from softplus_cli.activations import (
+    ACTIVATIONS,
+    InvalidParameterError,
+    check_parameters,
+    default_parameters,
+    evaluate,
+)
+from softplus_cli.dtypes import resolve_dtype, working_dtype
+from tests import mp_reference
+
+TRANSCENDENTAL = [
+    ("softplus", False),
+    ("softplus", True),
+    ("sigmoid", False),
+    ("sigmoid", True),
+]
+
+
+def load_hard_cases() -> dict[tuple[str, bool], list[int]]:
+    """Return the float32 inputs, as bit patterns, at which the float64 kernel
+    rounded once to float32 is wrong. benchmarks/accuracy_sweep.py found them;
+    the file says how many of the 2**32 inputs it had swept."""
+    path = pathlib.Path(__file__).parent / "data" / "float32_hard_cases.json"
+    bits = json.loads(path.read_text())["bits"]
+    return {
+        (key.rstrip("'"), key.endswith("'")): patterns
+        for key, patterns in bits.items()
+        if patterns
+    }
+
+
+FLOAT32_HARD_CASES = load_hard_cases()
+
+
+def parameters(**changes: float | None) -> dict[str, float | None]:
+    values = default_parameters()
+    values.update(changes)
+    return values
+
+
+def all_values(dtype: np.dtype) -> np.ndarray:
+    bits = np.arange(1 << (8 * dtype.itemsize), dtype=np.uint64)
+    return bits.astype(f"u{dtype.itemsize}").view(dtype)
+
+
+def as_floats(x: np.ndarray) -> list[float]:
+    # ml_dtypes warns when it casts a bfloat16 NaN to float64.
+    with np.errstate(invalid="ignore"):
+        return x.astype(np.float64).tolist()
+
+
+@functools.cache
+def cached_references(
+    dtype_name: str, beta: float
+) -> tuple[np.ndarray, dict[tuple[str, bool], np.ndarray]]:
+    """Return every value of a 16-bit dtype and the references there."""
+    dtype = resolve_dtype(dtype_name)
+    x = all_values(dtype)
+    return x, mp_reference.references(x, dtype, beta)
+
+
+def expected_values(
+    name: str, derivative: bool, x: np.ndarray, dtype: np.dtype, beta: float = 1.0
+) -> np.ndarray:
+    return mp_reference.references(x, dtype, beta)[(name, derivative)]
+
+
+def mismatches(x: np.ndarray, result: np.ndarray, expected: np.ndarray) -> list[str]:
+    """Describe up to five inputs whose result differs from the reference."""
+    got = result.astype(np.float64)
+    wrong = ~((got == expected) | (np.isnan(got) & np.isnan(expected)))
+    return [
+        f"x={float(x[i])!r}: got {float(got[i])!r}, expected {float(expected[i])!r}"
+        for i in np.flatnonzero(wrong)[:5]
+    ] + ([f"... {int(wrong.sum())} in all"] if wrong.sum() > 5 else [])
+
+
+# --- every float16 and bfloat16 input -----------------------------------------
+
+
+@pytest.mark.parametrize("dtype_name", ["float16", "bfloat16"])
+@pytest.mark.parametrize(("name", "derivative"), TRANSCENDENTAL)
+def test_exhaustive_16_bit(dtype_name: str, name: str, derivative: bool) -> None:
+    x, expected = cached_references(dtype_name, 1.0)
+    result = evaluate(ACTIVATIONS[name], x, parameters(), derivative=derivative)
+    assert mismatches(x, result, expected[(name, derivative)]) == []
+
+
+@pytest.mark.parametrize(
+    ("dtype_name", "beta", "threshold"),
+    [("float16", 10.0, None), ("bfloat16", 1e-3, None), ("float16", 0.5, 4.0)],
+)
+@pytest.mark.parametrize("derivative", [False, True])
+def test_exhaustive_16_bit_beta(
+    dtype_name: str, beta: float, threshold: float | None, derivative: bool
+) -> None:
+    x, references = cached_references(dtype_name, beta)
+    settings = parameters(beta=beta, threshold=threshold)
+    result = evaluate(ACTIVATIONS["softplus"], x, settings, derivative=derivative)
+    expected = references[("softplus", derivative)]
+    if threshold is not None:
+        # PyTorch's threshold: x itself (derivative 1) where beta*x > threshold,
+        # with beta*x compared exactly.
+        linear = np.array(
+            [
+                math.isfinite(value)
+                and mpmath.mpf(value) * beta > threshold
+                or value == math.inf
+                for value in as_floats(x)
+            ]
+        )
+        expected = np.where(
+            linear, 1.0 if derivative else x.astype(np.float64), expected
+        )
+    assert mismatches(x, result, expected) == []
+
+
+RELU_SETTINGS = [
+    {},
+    {"negative_slope": 0.1, "max_value": 6.0},
+    {"negative_slope": -3.0, "relu_threshold": 0.3},
+]
+
+
+@pytest.mark.parametrize("dtype_name", ["float16", "bfloat16"])
+@pytest.mark.parametrize("settings", RELU_SETTINGS)
+@pytest.mark.parametrize("derivative", [False, True])
+def test_exhaustive_relu(dtype_name: str, settings: dict, derivative: bool) -> None:
+    dtype = resolve_dtype(dtype_name)
+    x = all_values(dtype)
+    result = evaluate(
+        ACTIVATIONS["relu"], x, parameters(**settings), derivative=derivative
+    )
+    expected = np.array(
+        [
+            mp_reference.relu_reference(
+                derivative,
+                value,
+                dtype,
+                settings.get("negative_slope", 0.0),
+                settings.get("max_value"),
+                settings.get("relu_threshold", 0.0),
+            )
+            for value in as_floats(x)
+        ]
+    )
+    assert mismatches(x, result, expected) == []
+
+
+# --- float32 -----------------------------------------------------------------
+
+
+def float32_binade_sample(per_binade: int, seed: int) -> np.ndarray:
+    """Return the first, last and `per_binade` random values of every float32
+    binade (subnormals as one binade), both signs."""
+    rng = np.random.default_rng(seed)
+    exponents = np.repeat(np.arange(255, dtype=np.uint32), per_binade + 2)
+    mantissas = rng.integers(0, 1 << 23, size=exponents.size, dtype=np.uint32)
+    mantissas[:: per_binade + 2] = 0
+    mantissas[1 :: per_binade + 2] = (1 << 23) - 1
+    positive = (exponents << 23) | mantissas
+    bits = np.concatenate([positive, positive | np.uint32(1 << 31)])
+    return bits.view(np.float32)
+
+
+@pytest.mark.parametrize(("name", "derivative"), TRANSCENDENTAL)
+def test_float32_every_binade(name: str, derivative: bool) -> None:
+    x = float32_binade_sample(per_binade=12, seed=1)
+    result = evaluate(ACTIVATIONS[name], x, parameters(), derivative=derivative)
+    expected = expected_values(name, derivative, x, np.dtype(np.float32))
+    assert mismatches(x, result, expected) == []
+
+
+@pytest.mark.parametrize("beta", [0.5, 10.0, 1e-3, 1e6])
+@pytest.mark.parametrize("derivative", [False, True])
+def test_float32_beta_sample(beta: float, derivative: bool) -> None:
+    rng = np.random.default_rng(7)
+    # Uniform in the range where ln(1 + e^(beta*x)) is neither 0 nor beta*x.
+    x = (rng.uniform(-110, 20, size=1500) / beta).astype(np.float32)
+    x = np.concatenate([x, float32_binade_sample(per_binade=1, seed=2)])
+    settings = parameters(beta=beta)
+    result = evaluate(ACTIVATIONS["softplus"], x, settings, derivative=derivative)
+    expected = expected_values("softplus", derivative, x, np.dtype(np.float32), beta)
+    assert mismatches(x, result, expected) == []
+
+
+def neighbours(bits: list[int], reach: int) -> np.ndarray:
+    """Return the float32 values within `reach` steps of each bit pattern."""
+    offsets = np.arange(-reach, reach + 1, dtype=np.int64)
+    patterns = (np.array(bits, dtype=np.int64)[:, None] + offsets).ravel()
+    return np.unique(patterns.astype(np.uint32)).view(np.float32)
+
+
+@pytest.mark.parametrize(("name", "derivative"), sorted(FLOAT32_HARD_CASES))
+def test_float32_hard_cases(name: str, derivative: bool) -> None:
+    hard = FLOAT32_HARD_CASES[(name, derivative)]
+    x = neighbours(hard, reach=16)
+    result = evaluate(ACTIVATIONS[name], x, parameters(), derivative=derivative)
+    expected = expected_values(name, derivative, x, np.dtype(np.float32))
+    assert mismatches(x, result, expected) == []
+
+
+@pytest.mark.parametrize(("name", "derivative"), sorted(FLOAT32_HARD_CASES))
+def test_float32_hard_cases_need_settling(name: str, derivative: bool) -> None:
+    # Plain float64 evaluation rounded once is wrong at each hard case, so the
+    # test above exercises the mpmath settlement, not only the fast path.
+    hard = np.array(FLOAT32_HARD_CASES[(name, derivative)], dtype=np.uint32)
+    x = hard.view(np.float32)
+    kernel = ACTIVATIONS[name].derivative if derivative else ACTIVATIONS[name].value
+    naive = kernel.approx(x.astype(np.float64), parameters()).astype(np.float32)
+    expected = expected_values(name, derivative, x, np.dtype(np.float32))
+    assert (naive.astype(np.float64) != expected).all()
+
+
+# --- float64 -----------------------------------------------------------------
+
+# Points where the functions change behaviour in float64: the switch at 0, where
+# softplus(x) rounds to x (33.27), exp overflows (709.78), softplus becomes
+# subnormal (-708.40) and rounds to 0 (-745.13), sigmoid rounds to 1 (37.43).
+FLOAT64_EDGES = [0.0, 33.266, 709.78, -708.40, -745.13, 37.429948, 36.0, -37.0, 1e-300]
+
+
+def float64_sample(seed: int, count: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    bits = rng.integers(0, 1 << 64, size=count, dtype=np.uint64, endpoint=False)
+    random_bits = bits.view(np.float64)
+    random_bits = random_bits[np.isfinite(random_bits)]
+    uniform = rng.uniform(-760, 760, size=count)
+    near_edges = [
+        np.array(edge) * (1 + rng.uniform(-1e-3, 1e-3, size=count // 20))
+        for edge in FLOAT64_EDGES
+    ]
+    return np.concatenate([random_bits, uniform, *near_edges, [-0.0, 5e-324, -5e-324]])
+
+
+@pytest.mark.parametrize(("name", "derivative"), TRANSCENDENTAL)
+def test_float64_sample(name: str, derivative: bool) -> None:
+    x = float64_sample(seed=3, count=600)
+    result = evaluate(ACTIVATIONS[name], x, parameters(), derivative=derivative)
+    expected = expected_values(name, derivative, x, np.dtype(np.float64))
+    assert mismatches(x, result, expected) == []
+
+
+@pytest.mark.parametrize("beta", [0.5, 10.0, 1e-3, 1e300])
+@pytest.mark.parametrize("derivative", [False, True])
+def test_float64_beta_sample(beta: float, derivative: bool) -> None:
+    rng = np.random.default_rng(11)
+    x = np.concatenate([rng.uniform(-760, 40, size=500) / beta, float64_sample(4, 60)])
+    settings = parameters(beta=beta)
+    result = evaluate(ACTIVATIONS["softplus"], x, settings, derivative=derivative)
+    expected = expected_values("softplus", derivative, x, np.dtype(np.float64), beta)
+    assert mismatches(x, result, expected) == []
+
+
+# --- the kernels' error bounds -------------------------------------------------
+
+
+def relative_error_in_eps(
+    kernel, x: np.ndarray, settings: dict, working: np.dtype
+) -> float:
+    """Return the max relative error of `kernel.approx` against mpmath, in eps,
+    over inputs whose exact value the target dtype does not flush to 0."""
+    with np.errstate(all="ignore"):
+        approx = kernel.approx(x.astype(working), settings)
+    eps = mpmath.mpf(float(np.finfo(working).eps))
+    negligible = mpmath.mpf(float(np.finfo(x.dtype).smallest_subnormal)) / 4
+    worst = mpmath.mpf(0)
+    with mpmath.workprec(mp_reference.REFERENCE_BITS):
+        for value, result in zip(x.tolist(), approx, strict=True):
+            exact = kernel.exact(mpmath.mpf(value), settings)
+            mantissa, exponent = np.frexp(result)
+            high = float(mantissa)
+            low = float(mantissa - type(mantissa)(high))
+            got = mpmath.ldexp(mpmath.mpf(high) + mpmath.mpf(low), int(exponent))
+            if abs(exact) < negligible:
+                assert abs(got) < 2 * negligible
+                continue
+            worst = max(worst, abs(got - exact) / abs(exact) / eps)
+    return float(worst)
+
+
+KERNEL_SETTINGS = [
+    (name, derivative, beta)
+    for name, derivative in TRANSCENDENTAL
+    for beta in ([1.0, 10.0, 1e-3] if name == "softplus" else [1.0])
+]
+
+
+@pytest.mark.parametrize(("name", "derivative", "beta"), KERNEL_SETTINGS)
+@pytest.mark.parametrize("target_name", ["float32", "float64"])
+def test_kernel_error_within_bound(
+    name: str, derivative: bool, target_name: str, beta: float
+) -> None:
+    target = np.dtype(target_name)
+    working = working_dtype(target)
+    rng = np.random.default_rng(5)
+    x = (rng.uniform(-120, 40, size=800) / beta).astype(target)
+    activation = ACTIVATIONS[name]
+    kernel = activation.derivative if derivative else activation.value
+    error = relative_error_in_eps(kernel, x, parameters(beta=beta), working)
+    bound = kernel.bound_for(working)
+    # The measured error stays well inside the bound, which adds a margin for
+    # the error of the libraries' exp and log1p on inputs not sampled here.
+    assert error <= bound / 2
+
+
+# --- values that other implementations get wrong --------------------------------
+
+# (function, derivative, dtype, x, parameters, correctly rounded value as text)
+KNOWN_VALUES = [
+    ("softplus", False, "float32", -20.0, {}, "2.0611537e-09"),
+    ("softplus", False, "float32", -1.0, {}, "0.3132617"),
+    ("softplus", False, "float32", 0.0, {}, "0.6931472"),
+    ("softplus", False, "float32", 1.0, {}, "1.3132616"),
+    ("softplus", False, "float32", 20.0, {}, "20.0"),
+    ("softplus", False, "float32", 0.1, {}, "0.7443967"),
+    ("softplus", False, "float32", -12.3392, {}, "4.376758e-06"),
+    ("softplus", True, "float32", 0.0, {}, "0.5"),
+    ("sigmoid", True, "float64", 37.42994775023705, {}, "5.551115123125775e-17"),
+    ("sigmoid", True, "float64", 40.0, {}, "4.248354255291589e-18"),
+    ("sigmoid", True, "float32", 17.0, {}, "4.1399375e-08"),
+    ("sigmoid", True, "float32", -548.3162, {}, "0.0"),
+    ("relu", True, "float32", 0.0, {}, "0.0"),
+    ("relu", True, "float16", 0.0, {}, "0.0"),
+    ("softplus", False, "float64", 20.1, {}, "20.10000000186501"),
+    ("softplus", False, "float64", 25.0, {}, "25.000000000013888"),
+    ("softplus", False, "float16", 11.0, {}, "11.0"),
+    ("softplus", False, "float16", 1000.0, {}, "1000.0"),
+    ("softplus", False, "float64", 1000.0, {}, "1000.0"),
+    ("softplus", False, "float64", 1e10, {}, "10000000000.0"),
+    ("softplus", False, "float64", -1e10, {}, "0.0"),
+    ("softplus", False, "float32", 0.05, {"beta": 10.0}, "0.0974077"),
+    ("softplus", False, "float32", 0.05, {"beta": 10.0, "threshold": 0.4}, "0.05"),
+    ("sigmoid", False, "float32", 6.0, {}, "0.99752736"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "derivative", "dtype_name", "x", "settings", "text"), KNOWN_VALUES
+)
+def test_known_value(
+    name: str, derivative: bool, dtype_name: str, x: float, settings: dict, text: str
+) -> None:
+    dtype = resolve_dtype(dtype_name)
+    point = np.array([x]).astype(dtype)
+    with np.errstate(all="raise"):
+        result = evaluate(
+            ACTIVATIONS[name], point, parameters(**settings), derivative=derivative
+        )
+    assert result[0] == np.array([float(text)]).astype(dtype)[0]
+    if name != "relu" and "threshold" not in settings:
+        beta = settings.get("beta", 1.0)
+        expected = mp_reference.reference(
+            name, derivative, float(point[0]), dtype, beta
+        )
+        assert float(result[0]) == expected
+
+
+@pytest.mark.parametrize("beta", [0.0, -1.0, math.inf, math.nan])
+def test_beta_out_of_range_rejected(beta: float) -> None:
+    with pytest.raises(InvalidParameterError, match="--beta"):
+        check_parameters(parameters(beta=beta))
+
+
+# --- special inputs and results -----------------------------------------------
+
+
+@pytest.mark.parametrize("dtype_name", ["float16", "bfloat16", "float32", "float64"])
+def test_special_inputs(dtype_name: str) -> None:
+    dtype = resolve_dtype(dtype_name)
+    x = np.array([np.inf, -np.inf, np.nan, -0.0], dtype=np.float64).astype(dtype)
+    values = {
+        (name, derivative): evaluate(
+            ACTIVATIONS[name], x, parameters(), derivative=derivative
+        )
+        for name in ACTIVATIONS
+        for derivative in (False, True)
+    }
+    expected = {
+        ("softplus", False): [np.inf, 0.0, np.nan, math.log(2)],
+        ("softplus", True): [1.0, 0.0, np.nan, 0.5],
+        ("sigmoid", False): [1.0, 0.0, np.nan, 0.5],
+        ("sigmoid", True): [0.0, 0.0, np.nan, 0.25],
+        ("relu", False): [np.inf, 0.0, np.nan, 0.0],
+        ("relu", True): [1.0, 0.0, np.nan, 0.0],
+    }
+    for key, wanted in expected.items():
+        got = values[key].astype(np.float64)
+        want = np.array(wanted).astype(dtype).astype(np.float64)
+        np.testing.assert_array_equal(got, want, err_msg=str(key))
+        # Results of 0 are +0.0: every function here is 0 only as a limit.
+        assert not np.signbit(got[got == 0]).any(), key
+
+
+@pytest.mark.parametrize("dtype_name", ["float16", "bfloat16", "float32", "float64"])
+def test_subnormal_results(dtype_name: str) -> None:
+    # softplus(x) ≈ e^x is subnormal just below ln(smallest normal): every result
+    # from there down to where it rounds to 0 must be correctly rounded.
+    dtype = resolve_dtype(dtype_name)
+    finfo = np.finfo(dtype)
+    top = math.log(float(finfo.smallest_normal))
+    bottom = math.log(float(finfo.smallest_subnormal)) - 1
+    x = np.linspace(bottom, top + 0.5, 400).astype(dtype)
+    result = evaluate(ACTIVATIONS["softplus"], x, parameters())
+    expected = expected_values("softplus", False, x, dtype)
+    assert mismatches(x, result, expected) == []
+    tiny = float(finfo.smallest_normal)
+    assert ((result.astype(np.float64) > 0) & (result.astype(np.float64) < tiny)).any()
+
+
+@pytest.mark.parametrize("dtype_name", ["float16", "bfloat16", "float32", "float64"])
+def test_beta_times_x_overflowing(dtype_name: str) -> None:
+    dtype = resolve_dtype(dtype_name)
+    big = float(np.finfo(dtype).max)
+    x = np.array([big, -big, 1.0, -1.0]).astype(dtype)
+    settings = parameters(beta=1e308)
+    with np.errstate(all="raise"):
+        value = evaluate(ACTIVATIONS["softplus"], x, settings)
+        slope = evaluate(ACTIVATIONS["softplus"], x, settings, derivative=True)
+    # ln(1 + e^(beta*x))/beta is x for large beta*x, and e^(beta*x)/beta (far
+    # below any subnormal) for very negative beta*x.
+    np.testing.assert_array_equal(value.astype(np.float64), [big, 0.0, 1.0, 0.0])
+    np.testing.assert_array_equal(slope.astype(np.float64), [1.0, 0.0, 1.0, 0.0])
+
+
+def test_threshold_compares_beta_times_x() -> None:
+    # float32(0.04) is 0.0399999991..., so beta*x = 0.399999991... is below
+    # the threshold 0.4 and the smooth value applies; one float32 step up,
+    # beta*x = 0.4000000283... is above it and x itself applies.
+    below = np.float32(0.04)
+    above = np.nextafter(below, np.float32(1))
+    x = np.array([above, below], dtype=np.float32)
+    settings = parameters(beta=10.0, threshold=0.4)
+    result = evaluate(ACTIVATIONS["softplus"], x, settings)
+    assert result[0] == above
+    expected = mp_reference.reference(
+        "softplus", False, float(below), np.dtype(np.float32), 10.0
+    )
+    assert float(result[1]) == expected
