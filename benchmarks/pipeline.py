@@ -10,15 +10,15 @@ Runs, in the same session and interleaved round by round:
   and `eval` of an earlier version of the package (--previous DIR).
 
 The input is COUNT numbers, one a line, with 9 significant digits and
-magnitudes spread evenly over 1e-8 to 1e3, half of them negative. Each command
+magnitudes spread evenly over 1e-8 to 1e3, about half of them negative. Each command
 is timed REPEATS times. The table gives the median wall time, lines per second
 and the ratio to mawk's lines per second. It also gives the median CPU time
 (user + system) and the peak resident memory of the command's own process,
 not of `cat`, both from GNU time (/usr/bin/time).
 
-After the timed runs, the output of each `softplus eval` is checked: a sample
-of its lines is parsed back with the project's reader and compared bit for bit
-with `evaluate` applied to the same input lines read by the project's reader.
+After the timed runs, the output of each `softplus eval` is checked. A sample
+of its lines is parsed back with the project's reader, and compared bit for bit
+with `evaluate` of the same input lines, which the project's reader also reads.
 
 Usage: nice -n 10 python benchmarks/pipeline.py [--count 10000000] [--repeats 5]
 """
@@ -232,16 +232,15 @@ def main() -> None:
     for dtype in args.dtypes.split(","):
         commands[f"eval {dtype}"] = ([SOFTPLUS, "eval", "--dtype", dtype, "-"], numbers)
     if args.previous:
+        # The folder goes first on sys.path, before the current directory, which
+        # may hold this work tree's package.
+        program = (
+            f"import sys; sys.path.insert(0, {str(args.previous.resolve())!r}); "
+            "from softplus_cli.cli import main; main()"
+        )
         for dtype in args.dtypes.split(","):
             commands[f"eval {dtype}, previous"] = (
-                [
-                    "env",
-                    f"PYTHONPATH={args.previous.resolve()}",
-                    sys.executable,
-                    "-m",
-                    "softplus_cli",
-                    *("eval", "--dtype", dtype, "-"),
-                ],
+                [sys.executable, "-c", program, "eval", "--dtype", dtype, "-"],
                 numbers,
             )
     if not args.no_grid:

@@ -6,7 +6,6 @@ import inspect
 import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from importlib import metadata
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -257,6 +256,8 @@ app = typer.Typer(
 
 
 def _show_version(value: bool) -> None:
+    from importlib import metadata
+
     if value:
         print(f"{PROGRAM} {metadata.version(PROGRAM)}")
         raise typer.Exit()

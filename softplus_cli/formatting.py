@@ -165,6 +165,9 @@ def _fast_rows(matrix: np.ndarray) -> np.ndarray | None:
         else:
             # NumPy writes float32 values from 1e6 up in scientific notation, and
             # float32(1e-4), which is just below 1e-4, as 1e-04.
+            # NOTE: rows holding such values (or inf or nan) take the per-value
+            # path, about 6 times slower (benchmarks/stages.py), so float32 data
+            # made mostly of values from 1e6 up formats at the previous speed.
             fine = (magnitude < 1e6) & (magnitude != np.float32(1e-4))
     return fine.all(axis=1)
 

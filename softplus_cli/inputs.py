@@ -105,7 +105,9 @@ def round_to_dtype(
     return narrow
 
 
-def count_overflow(narrow: np.ndarray, overflow: Overflow, text: Callable[[int], str]) -> None:
+def count_overflow(
+    narrow: np.ndarray, overflow: Overflow, text: Callable[[int], str]
+) -> None:
     """Count the elements of `narrow` that are infinite although `text(i)` is finite."""
     import numpy as np
 
@@ -252,7 +254,8 @@ class Grid:
 
     @property
     def last(self) -> Fraction:
-        return Fraction(self.offset + (self.count - 1) * self.increment, self.denominator)
+        numerator = self.offset + (self.count - 1) * self.increment
+        return Fraction(numerator, self.denominator)
 
 
 def _decimal(text: str, role: str, spec: str) -> Decimal:
@@ -297,7 +300,7 @@ def _scaled_integers(*values: Decimal) -> tuple[list[int], int]:
 
 
 def parse_range(spec: str, points: int | None) -> Grid:
-    """Parse START:STOP:STEP, or START:STOP with a point count as numpy.linspace takes it."""
+    """Parse START:STOP:STEP, or START:STOP with `points` as numpy.linspace takes it."""
     parts = spec.split(":")
     if len(parts) not in (2, 3):
         raise InputError(

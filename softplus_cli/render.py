@@ -8,7 +8,6 @@ back as the same value in the dtype, in NumPy's scalar style (`1.0`, `0.1`,
 from __future__ import annotations
 
 import enum
-import json
 import sys
 from collections.abc import Callable, Sequence
 from typing import IO, TYPE_CHECKING, Any
@@ -28,7 +27,7 @@ TABLE_ROW_LIMIT = 10_000
 NUMPY_ROW_LIMIT = 10_000
 
 
-class OutputFormat(str, enum.Enum):
+class OutputFormat(enum.StrEnum):
     auto = "auto"
     table = "table"
     tsv = "tsv"
@@ -141,6 +140,8 @@ class JsonLinesWriter(PlainWriter):
     row_end = "}\n"
 
     def __init__(self, stream: IO[str], names: Sequence[str], header: bool):
+        import json
+
         from softplus_cli.formatting import RowLayout
 
         super().__init__(stream, names, header)
