@@ -263,10 +263,10 @@ def _jax(
     import numpy as np
 
     try:
-        import jax
+        import jax  # type: ignore[import-not-found]
     except ImportError:
         raise MissingFrameworkError("jax is not installed: pip install jax") from None
-    import jax.numpy as jnp
+    import jax.numpy as jnp  # type: ignore[import-not-found]
 
     # NOTE: this path has not run here because jax was not installed on the
     # machine where the project was tested.
@@ -289,7 +289,7 @@ def _tensorflow(
     import numpy as np
 
     try:
-        import tensorflow as tf
+        import tensorflow as tf  # type: ignore[import-untyped]
     except ImportError:
         raise MissingFrameworkError(
             "tensorflow is not installed: pip install tensorflow"

@@ -51,14 +51,15 @@ class Parameter:
 # is log1p(exp(-|z|)) plus at most three correctly rounded operations, so it is
 # within 4 + 4 + 1.5 eps; sigmoid and its derivative are within 4 + 3 eps.
 # 16 leaves a margin of 1.7 over that sum, and float32 results lose almost
-# nothing to it: fewer than 1 in 10 million of them go to mpmath.
+# nothing to it: at most 1 in 7 million of them go to mpmath (589 of the 2**32
+# float32 inputs for sigmoid).
 #
 # numpy.longdouble (float64 results): glibc's x86-64 test suite records at most
 # 1 ulp for expl and 2 ulp for log1pl (sysdeps/x86_64/fpu/libm-test-ulps), so
 # softplus is within 1 + 2 + 1.5 eps. 8 leaves a margin of 1.8. Each unit of
 # this bound sends about 0.13 % of float64 results to mpmath.
 #
-# benchmarks/kernel_errors.py measures the real errors (at most 1.7 eps in
+# benchmarks/kernel_errors.py measures the real errors (at most 2.1 eps in
 # float64 and 2.5 eps in longdouble); tests/test_accuracy.py checks them.
 FLOAT64_BOUND = 16
 EXTENDED_BOUND = 8
@@ -75,6 +76,12 @@ class Kernel:
     # when it runs in numpy.longdouble with a 64-bit or wider significand.
     error_bound: float = FLOAT64_BOUND
     extended_error_bound: float = EXTENDED_BOUND
+    # Double-double evaluation for the float64 results that the fast path
+    # leaves undecided (NaN where it does not apply), or None where mpmath
+    # settles all of them.
+    refine: Callable[[np.ndarray, Parameters], tuple[np.ndarray, np.ndarray]] | None = (
+        None
+    )
 
     def bound_for(self, working: np.dtype) -> float:
         """Return the relative error bound, in eps, for the working dtype."""
@@ -220,7 +227,7 @@ def _scaled(x: np.ndarray, beta: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _apply_threshold(
-    x: np.ndarray, result: np.ndarray, parameters: Parameters, linear_value: object
+    x: np.ndarray, result: np.ndarray, parameters: Parameters, linear_value: np.ndarray | float
 ) -> np.ndarray:
     """Use `linear_value` where beta*x exceeds PyTorch's threshold, if one is set."""
     import numpy as np
@@ -307,6 +314,44 @@ def _relu_derivative_approx(x: np.ndarray, parameters: Parameters) -> np.ndarray
     return np.where(np.isnan(x), x, result)
 
 
+def _double_double(
+    name: str, derivative: bool
+) -> Callable[[np.ndarray, Parameters], tuple[np.ndarray, np.ndarray]]:
+    """Return the double-double refinement of one kernel."""
+    uses_beta = name == "softplus"
+
+    def refine(x: np.ndarray, parameters: Parameters) -> tuple[np.ndarray, np.ndarray]:
+        from softplus_cli import doubledouble
+
+        beta = float(parameters.get("beta") or 1.0) if uses_beta else 1.0
+        threshold = parameters.get("threshold") if uses_beta else None
+        return doubledouble.refine(name, derivative, x, beta, threshold)
+
+    return refine
+
+
+def refine_undecided(
+    kernel: Kernel,
+    x: np.ndarray,
+    parameters: Parameters,
+    rounded: np.ndarray,
+    undecided: np.ndarray,
+) -> None:
+    """Settle, in place, the undecided float64 results that double-double decides."""
+    import numpy as np
+
+    from softplus_cli.doubledouble import round_refined
+
+    if kernel.refine is None or x.dtype != np.float64:
+        return
+    indices = np.flatnonzero(undecided)
+    with np.errstate(all="ignore"):
+        high, still = round_refined(kernel.refine(x[indices], parameters))
+    settled = indices[~still]
+    rounded[settled] = high[~still]
+    undecided[settled] = False
+
+
 # --- mpmath references ----------------------------------------------------
 
 
@@ -327,7 +372,7 @@ def _softplus_exact(x: mpmath.mpf, parameters: Parameters) -> mpmath.mpf:
     if _threshold_applies(x, parameters):
         return x
     z = _beta_times(x, parameters)
-    # ln(1 + e^z) = max(z, 0) + ln(1 + e^-|z|), which never overflows.
+    # ln(1 + e^z) = max(z, 0) + ln(1 + e^-|z|): e^-|z| is at most 1.
     value = max(z, 0) + mpmath.log1p(mpmath.exp(-abs(z)))
     return value / mpmath.mpf(parameters["beta"] or 1.0)
 
@@ -387,8 +432,16 @@ ACTIVATIONS: dict[str, Activation] = {
             summary="smooth ReLU: ln(1 + e^x)",
             formula="softplus(x) = ln(1 + e^(βx)) / β",
             derivative_formula="softplus'(x) = σ(βx) = 1 / (1 + e^(−βx))",
-            value=Kernel(_softplus_approx, _softplus_exact),
-            derivative=Kernel(_softplus_derivative_approx, _softplus_derivative_exact),
+            value=Kernel(
+                _softplus_approx,
+                _softplus_exact,
+                refine=_double_double("softplus", False),
+            ),
+            derivative=Kernel(
+                _softplus_derivative_approx,
+                _softplus_derivative_exact,
+                refine=_double_double("softplus", True),
+            ),
             parameters=("beta", "threshold"),
             notes=(
                 "softplus(0) = ln 2 ≈ 0.6931472, not 0: the curve is smooth and "
@@ -400,8 +453,16 @@ ACTIVATIONS: dict[str, Activation] = {
             summary="logistic function σ(x) = 1 / (1 + e^−x)",
             formula="σ(x) = 1 / (1 + e^(−x))",
             derivative_formula="σ'(x) = σ(x)·σ(−x)",
-            value=Kernel(_sigmoid_approx, _sigmoid_exact),
-            derivative=Kernel(_sigmoid_derivative_approx, _sigmoid_derivative_exact),
+            value=Kernel(
+                _sigmoid_approx,
+                _sigmoid_exact,
+                refine=_double_double("sigmoid", False),
+            ),
+            derivative=Kernel(
+                _sigmoid_derivative_approx,
+                _sigmoid_derivative_exact,
+                refine=_double_double("sigmoid", True),
+            ),
             parameters=(),
             notes="σ'(x) is computed as σ(x)·σ(−x), so it does not cancel to 0 "
             "where σ(x) rounds to 1.",
@@ -471,14 +532,15 @@ def evaluate(
     # One more epsilon covers the rounding of the bound arithmetic itself.
     bound = (kernel.bound_for(working) + 1) * float(np.finfo(working).eps)
     rounded, undecided = round_decided(approx, bound, x.dtype)
+    if undecided.any():
+        refine_undecided(kernel, x, parameters, rounded, undecided)
     if not undecided.any():
         return rounded
 
     def exact(value: mpmath.mpf) -> mpmath.mpf:
         return kernel.exact(value, parameters)
 
-    # TODO: for float64 results 1.2-1.5 % of inputs are undecided and mpmath
-    # takes about 60 µs for each, which makes evaluation about 6 times slower
-    # than the fast path. A vectorized double-double stage here would settle
-    # most of them first.
+    # NOTE: relu, and float64 inputs with |beta*x| > 650 or tiny nonzero beta*x,
+    # skip the double-double stage: mpmath takes about 60 µs for each of those
+    # that the fast path leaves undecided.
     return settle_undecided(rounded, undecided, x, exact)

@@ -235,8 +235,11 @@ def render(
     for heading, caption, columns in groups:
         table = Table(title=heading, caption=caption)
         for column in columns:
-            justify = "left" if column == 0 else "right"
-            table.add_column(HEADER[column], justify=justify, no_wrap=column != 2)
+            table.add_column(
+                HEADER[column],
+                justify="left" if column == 0 else "right",
+                no_wrap=column != 2,
+            )
         for row in rows:
             style = "red" if row[2] != "0" else None
             table.add_row(*[row[column] for column in columns], style=style)
@@ -246,8 +249,8 @@ def render(
 def _describe(against: str, exhaustive: bool) -> str:
     if exhaustive:
         reference = (
-            "reference: the project's own algorithm (float64 or long double fast path, "
-            "near-midpoint results settled in mpmath)"
+            "reference: the project's own algorithm (fast path in float64 or long "
+            "double, near-midpoint results settled in double-double or mpmath)"
         )
     else:
         reference = "reference: mpmath at every input, rounded once to the dtype"
@@ -338,6 +341,8 @@ def check_command(
 
     if exhaustive:
         total = exhaustive_count(target, low, high)
+        if total == 0:
+            fail(f"no {dtype.value} values lie in --range {range_spec}: widen it")
         if total > EXHAUSTIVE_LIMIT:
             fail(
                 f"--exhaustive would check {total:,} {dtype.value} inputs: narrow "

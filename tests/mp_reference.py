@@ -93,6 +93,12 @@ def _values(x: float, beta: float) -> dict[tuple[str, bool], mpmath.mpf]:
     }
 
 
+def exact_value(name: str, derivative: bool, x: float, beta: float = 1.0) -> mpmath.mpf:
+    """Return one function at the finite input `x`, at REFERENCE_BITS bits."""
+    with mpmath.workprec(REFERENCE_BITS):
+        return _values(x, beta)[(name, derivative)]
+
+
 def limit_value(name: str, derivative: bool, x: float) -> float:
     """Return the function's limit at x = ±inf, or nan at nan."""
     if math.isnan(x):

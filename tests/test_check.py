@@ -197,6 +197,10 @@ def test_against_torch_reports_every_function(runner):
         (["--range", "2:1"], ["invalid --range '2:1'"]),
         (["--dtype", "float64", "--exhaustive"], ["--exhaustive would check"]),
         (["--samples", "0"], ["invalid --samples 0"]),
+        (
+            ["--dtype", "float16", "--exhaustive", "--range", "0.1:0.10001"],
+            ["no float16 values lie in --range 0.1:0.10001"],
+        ),
         (["tanh"], ["unknown function 'tanh'"]),
         (["--beta", "0"], ["--beta"]),
         (
