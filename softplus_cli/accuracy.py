@@ -213,7 +213,7 @@ def _numpy(
             result = (work > 0).astype(work.dtype)
         else:
             result = np.maximum(work, work.dtype.type(0))
-    return np.asarray(result).astype(x.dtype)
+        return np.asarray(result).astype(x.dtype)
 
 
 def _torch(
