@@ -227,7 +227,10 @@ def _scaled(x: np.ndarray, beta: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _apply_threshold(
-    x: np.ndarray, result: np.ndarray, parameters: Parameters, linear_value: np.ndarray | float
+    x: np.ndarray,
+    result: np.ndarray,
+    parameters: Parameters,
+    linear_value: np.ndarray | float,
 ) -> np.ndarray:
     """Use `linear_value` where beta*x exceeds PyTorch's threshold, if one is set."""
     import numpy as np

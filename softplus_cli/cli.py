@@ -235,6 +235,15 @@ FormatOption = Annotated[
         help="Output format. auto: a table on a terminal, tsv otherwise.",
     ),
 ]
+PointsOption = Annotated[
+    int | None,
+    typer.Option(
+        "--points",
+        "-n",
+        help="Number of evenly spaced points, as numpy.linspace takes it.",
+        show_default=False,
+    ),
+]
 HeaderOption = Annotated[
     bool | None,
     typer.Option(
@@ -473,14 +482,7 @@ def compare_command(
             show_default=False,
         ),
     ],
-    points: Annotated[
-        int | None,
-        typer.Option(
-            "--points",
-            "-n",
-            help="Number of evenly spaced points, as numpy.linspace takes it.",
-        ),
-    ] = None,
+    points: PointsOption = None,
     function: FunctionsOption = None,
     derivative: Annotated[
         bool,

@@ -20,6 +20,7 @@ from softplus_cli.cli import (
     DtypeName,
     DtypeOption,
     NumberArgumentsCommand,
+    PointsOption,
     _checked,
     _report_overflow,
     _selected,
@@ -86,15 +87,7 @@ def plot_command(
             "Without a step or --points, the plot width sets the number of points.",
         ),
     ] = DEFAULT_RANGE,
-    points: Annotated[
-        int | None,
-        typer.Option(
-            "--points",
-            "-n",
-            help="Number of evenly spaced points, as numpy.linspace takes it.",
-            show_default=False,
-        ),
-    ] = None,
+    points: PointsOption = None,
     derivative: Annotated[
         bool,
         typer.Option("--derivative", "-d", help="Add each function's derivative."),

@@ -9,6 +9,8 @@ from typer.testing import CliRunner
 
 from softplus_cli.cli import app
 
+from .assertions import assert_one_line_error
+
 KERAS_VALUES = [
     "2.0611537e-09",
     "3.1326169e-01",
@@ -25,17 +27,6 @@ def runner():
 
 def invoke(runner, *args, input=None, env=None):
     return runner.invoke(app, list(args), input=input, env=env)
-
-
-def assert_one_line_error(result, *fragments, exit_code=2):
-    assert result.exit_code == exit_code
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("softplus: error: ")
-    assert "Traceback" not in result.output
-    for fragment in fragments:
-        assert fragment in lines[0]
-    assert result.stdout == ""
 
 
 def test_eval_table_shows_keras_values(runner):

@@ -15,6 +15,8 @@ from typer.testing import CliRunner
 from softplus_cli.cli import app
 from softplus_cli.plot_command import nice_ticks
 
+from .assertions import assert_one_line_error
+
 SOFTPLUS = shutil.which(
     "softplus", path=str(Path(sys.executable).parent)
 ) or shutil.which("softplus")
@@ -31,17 +33,6 @@ def runner():
 def invoke(runner, *args, color=False):
     env = {"NO_COLOR": None} if color else {"NO_COLOR": "1"}
     return runner.invoke(app, ["plot", *args], env=env)
-
-
-def assert_one_line_error(result, *fragments, exit_code=2):
-    assert result.exit_code == exit_code
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("softplus: error: ")
-    assert "Traceback" not in result.output
-    for fragment in fragments:
-        assert fragment in lines[0]
-    assert result.stdout == ""
 
 
 class Axes:
