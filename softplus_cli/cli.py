@@ -538,6 +538,26 @@ def compare_command(
     _report_overflow(overflow, dtype.value)
 
 
+@app.command("explain")
+def explain_command(function: FunctionsOption = None) -> None:
+    """Explain functions: formula, derivative, parameters and edge behaviour.
+
+    softplus explain -f softplus -f relu shows how softplus differs from ReLU.
+    """
+    for index, name in enumerate(_selected(function, ["all"])):
+        activation = ACTIVATIONS[name]
+        if index:
+            print()
+        print(f"{activation.name}: {activation.summary}")
+        print(f"  {activation.formula}")
+        print(f"  {activation.derivative_formula}")
+        for parameter_name in activation.parameters:
+            parameter = PARAMETERS[parameter_name]
+            print(f"  {parameter.option}: {parameter.help}")
+        if activation.notes:
+            print(f"  {activation.notes}")
+
+
 # Commands defined in their own modules register themselves on `app` when imported.
 from softplus_cli import check_command, plot_command  # noqa: E402,F401
 

@@ -400,3 +400,20 @@ def test_every_registry_parameter_is_an_option(runner):
 def test_title_names_non_default_parameters(runner):
     result = invoke(runner, "eval", "0.05", "--beta", "10", "--format", "table")
     assert re.search(r"softplus, float32, beta=10", result.stdout)
+
+
+def test_explain_lists_formulas_and_notes(runner):
+    result = invoke(runner, "explain", "-f", "softplus")
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("softplus: ")
+    assert "softplus'(x) = σ(βx)" in result.stdout
+    assert "--beta" in result.stdout
+    assert "ln 2" in result.stdout
+    assert "relu" not in lines[0]
+
+
+def test_explain_all_by_default(runner):
+    result = invoke(runner, "explain")
+    for name in ("softplus:", "sigmoid:", "relu:"):
+        assert name in result.stdout
