@@ -515,7 +515,10 @@ def sample_inputs(
             chosen = np.concatenate([chosen, values[finite]])
         return np.concatenate([special_inputs(dtype), chosen[:count]])
     with np.errstate(over="ignore"):
-        uniform = rng.uniform(low, high, size=count).astype(dtype)
+        # rng.uniform(low, high) overflows when high - low exceeds float64's
+        # range, as for -1e308:1e308; this blend of the two ends cannot.
+        fraction = rng.random(count)
+        uniform = (low * (1 - fraction) + high * fraction).astype(dtype)
     specials = special_inputs(dtype)
     inside = specials[
         (specials.astype(np.float64) >= low) & (specials.astype(np.float64) <= high)

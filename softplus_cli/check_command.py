@@ -3,6 +3,7 @@
 # No `from __future__ import annotations` here: Typer reads the command's
 # Annotated parameters at run time.
 import enum
+import math
 import sys
 import time
 from collections.abc import Iterator
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from softplus_cli.accuracy import Tally
 
 DEFAULT_SAMPLES = 10_000
+# Every sample holds several float64 arrays, so 10**8 needs a few GB.
+MAX_SAMPLES = 10**8
 # Inputs evaluated at once in an exhaustive check: 8 MiB per float64 array.
 EXHAUSTIVE_CHUNK = 1 << 20
 # An exhaustive check accepts at most the 2**32 inputs of float32.
@@ -54,6 +57,8 @@ def parse_range(text: str) -> tuple[float, float]:
         low, high = float(parts[0]), float(parts[1])
     except ValueError:
         fail(f"invalid --range {text!r}: expected A:B, such as -20:20")
+    if not (math.isfinite(low) and math.isfinite(high)):
+        fail(f"invalid --range {text!r}: A and B must be finite, such as -20:20")
     if not low <= high:
         fail(f"invalid --range {text!r}: A must be less than or equal to B")
     return low, high
@@ -333,15 +338,24 @@ def check_command(
     from softplus_cli.dtypes import resolve_dtype
 
     chosen = _selected(functions, ["all"])
-    parameters = _checked(parameters or {})
+    parameters = _checked(parameters or {}, chosen)
     target = resolve_dtype(dtype.value)
     low, high = parse_range(range_spec) if range_spec is not None else (None, None)
     if not framework_installed(against.value):
         fail(f"{against.value} is not installed: pip install {against.value}")
     if exhaustive and samples is not None:
         fail("--samples and --exhaustive cannot be combined: choose one")
-    if samples is not None and samples < 1:
-        fail(f"invalid --samples {samples}: must be at least 1")
+    if samples is not None and not 1 <= samples <= MAX_SAMPLES:
+        fail(f"invalid --samples {samples}: use 1 to {MAX_SAMPLES:,}")
+    if seed < 0:
+        fail(f"invalid --seed {seed}: use a whole number from 0 up")
+    if low is not None and high is not None:
+        largest = float(np.finfo(target).max)
+        if max(abs(low), abs(high)) > largest:
+            fail(
+                f"invalid --range {range_spec!r}: {dtype.value} values lie within "
+                f"±{largest:.6g}; narrow the range"
+            )
 
     if exhaustive:
         total = exhaustive_count(target, low, high)

@@ -303,6 +303,10 @@ def _parameter_value(parameter: Any, text: str | float | None) -> float | None:
     value = float(text)
     if value in (float("inf"), float("-inf")) and "inf" not in text.lower():
         fail(f"{parameter.option} {text} is beyond the range of float64")
+    if value == 0 and any(
+        digit in text.split("e")[0].split("E")[0] for digit in "123456789"
+    ):
+        fail(f"{parameter.option} {text} is too small for float64 and would be 0")
     return value
 
 
@@ -377,13 +381,26 @@ def _run(
         writer.close()
 
 
-def _checked(parameters: dict[str, float | None]) -> dict[str, float | None]:
+def _checked(
+    parameters: dict[str, float | None], functions: list[str]
+) -> dict[str, float | None]:
+    """Validate the parameters, and warn about any set for no chosen function."""
     from softplus_cli.activations import InvalidParameterError, check_parameters
 
     try:
         check_parameters(parameters)
     except InvalidParameterError as error:
         fail(str(error))
+    used = {name for function in functions for name in ACTIVATIONS[function].parameters}
+    for name, value in parameters.items():
+        if name in used or value == PARAMETERS[name].default:
+            continue
+        owners = [f.name for f in ACTIVATIONS.values() if name in f.parameters]
+        warn(
+            f"{PARAMETERS[name].option} is a parameter of {', '.join(owners)}, "
+            f"which is not among the functions shown ({', '.join(functions)}); "
+            "it has no effect"
+        )
     return parameters
 
 
@@ -444,7 +461,7 @@ def eval_command(
     from softplus_cli.render import TooManyRowsError, resolve_format
 
     functions = _selected(function, ["softplus"])
-    parameters = _checked(parameters or {})
+    parameters = _checked(parameters or {}, functions)
     target = resolve_dtype(dtype.value)
     overflow = Overflow()
     texts = points or []
@@ -512,7 +529,7 @@ def compare_command(
     )
 
     functions = _selected(function, ["all"])
-    parameters = _checked(parameters or {})
+    parameters = _checked(parameters or {}, functions)
     target = resolve_dtype(dtype.value)
     try:
         grid = parse_range(range_spec, points)

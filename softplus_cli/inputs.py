@@ -285,8 +285,9 @@ def _decimal(text: str, role: str, spec: str) -> Decimal:
 
 def _checked_count(spec: str, count: int) -> int:
     if count > MAX_GRID_POINTS:
+        shown = f"{count:,}" if count < 10**15 else f"about {float(count):.1e}"
         raise InputError(
-            f"invalid range {spec!r}: {count:,} points is more than the "
+            f"invalid range {spec!r}: {shown} points is more than the "
             f"{MAX_GRID_POINTS:,} allowed; use a larger step"
         )
     return count

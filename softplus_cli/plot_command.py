@@ -151,7 +151,7 @@ def plot_command(
     --dtype, with the same function options.
     """
     names = _selected(functions, ["softplus"])
-    parameters = _checked(parameters or {})
+    parameters = _checked(parameters or {}, names)
     if derivative_only:
         kinds = [True]
     elif derivative:

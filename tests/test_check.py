@@ -256,3 +256,22 @@ def test_eval_does_not_import_mpmath():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert completed.stderr.strip().splitlines()[-1] == "False"
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["--samples", "10000000000"], ["--samples", "100,000,000"]),
+        (["--seed", "-1", "--samples", "10"], ["--seed -1"]),
+        (["--dtype", "float16", "--range", "-inf:5"], ["'-inf:5'", "finite"]),
+        (["--dtype", "float16", "--range", "-1e5:1e5"], ["'-1e5:1e5'", "65504"]),
+    ],
+)
+def test_check_rejects_bad_sampling(runner, args, fragments):
+    assert_one_line_error(check(runner, *args), *fragments)
+
+
+def test_check_samples_widest_float64_range(runner):
+    args = ["softplus", "--dtype", "float64", "--range", "-1e308:1e308", "-n", "10"]
+    result = check(runner, *args)
+    assert result.exit_code == 0

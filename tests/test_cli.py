@@ -417,3 +417,26 @@ def test_explain_all_by_default(runner):
     result = invoke(runner, "explain")
     for name in ("softplus:", "sigmoid:", "relu:"):
         assert name in result.stdout
+
+
+def test_parameter_of_unshown_function_warns(runner):
+    result = invoke(runner, "eval", "1", "-f", "relu", "--threshold", "5")
+    assert result.exit_code == 0
+    assert result.stdout == "1.0\t1.0\n"
+    assert "--threshold" in result.stderr
+    assert "no effect" in result.stderr
+
+
+def test_parameter_of_shown_function_is_quiet(runner):
+    result = invoke(runner, "eval", "1", "-f", "all", "--beta", "2")
+    assert result.exit_code == 0
+    assert result.stderr == ""
+
+
+def test_parameter_underflowing_to_zero_is_rejected(runner):
+    assert_one_line_error(invoke(runner, "eval", "1", "--beta", "1e-400"), "1e-400")
+
+
+def test_huge_point_count_is_short(runner):
+    result = invoke(runner, "compare", "--range", "0:1:1e-300")
+    assert_one_line_error(result, "about 1.0e+300")
