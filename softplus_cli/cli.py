@@ -405,13 +405,17 @@ def _checked(
 
 
 def _report_overflow(overflow: Any, dtype: str) -> None:
-    if not overflow.count:
-        return
-    fix = "" if dtype == "float64" else "; use --dtype float64 to keep them finite"
-    warn(
-        f"{overflow.count} input(s) beyond the range of {dtype} became ±inf "
-        f"(first: {_shortened(overflow.first)}){fix}"
-    )
+    fix = "" if dtype == "float64" else "; use --dtype float64 to keep them"
+    if overflow.count:
+        warn(
+            f"{overflow.count} input(s) beyond the range of {dtype} became ±inf "
+            f"(first: {_shortened(overflow.first)}){fix}"
+        )
+    if overflow.underflow_count:
+        warn(
+            f"{overflow.underflow_count} nonzero input(s) too small for {dtype} "
+            f"became 0 (first: {_shortened(overflow.underflow_first)}){fix}"
+        )
 
 
 def _shortened(text: str, limit: int = 40) -> str:

@@ -52,10 +52,13 @@ class InputError(ValueError):
 
 @dataclass
 class Overflow:
-    """Count of finite inputs too large for the dtype, which became ±inf."""
+    """Counts of inputs beyond the dtype's range: too large, so they became
+    ±inf, or too small, so they became 0."""
 
     count: int = 0
     first: str = ""
+    underflow_count: int = 0
+    underflow_first: str = ""
 
 
 def describe_invalid(text: str, where: str) -> str:
@@ -108,7 +111,8 @@ def round_to_dtype(
 def count_overflow(
     narrow: np.ndarray, overflow: Overflow, text: Callable[[int], str]
 ) -> None:
-    """Count the elements of `narrow` that are infinite although `text(i)` is finite."""
+    """Count the elements of `narrow` that are infinite although `text(i)` is
+    finite, or zero although `text(i)` is not."""
     import numpy as np
 
     for index in np.flatnonzero(np.isinf(narrow)):
@@ -118,6 +122,14 @@ def count_overflow(
         if overflow.count == 0:
             overflow.first = source
         overflow.count += 1
+    for index in np.flatnonzero(narrow == 0):
+        source = text(int(index))
+        mantissa = source.lower().split("e")[0]
+        if not any(digit in mantissa for digit in "123456789"):
+            continue
+        if overflow.underflow_count == 0:
+            overflow.underflow_first = source
+        overflow.underflow_count += 1
 
 
 def parse_points(texts: list[str], dtype: np.dtype, overflow: Overflow) -> np.ndarray:

@@ -440,3 +440,13 @@ def test_parameter_underflowing_to_zero_is_rejected(runner):
 def test_huge_point_count_is_short(runner):
     result = invoke(runner, "compare", "--range", "0:1:1e-300")
     assert_one_line_error(result, "about 1.0e+300")
+
+
+def test_eval_underflowing_input_warns(runner):
+    result = invoke(runner, "eval", "1e-50", "0", "-0e5")
+    assert result.exit_code == 0
+    assert result.stdout.splitlines()[0] == "0.0\t0.6931472"
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1
+    assert "1e-50" in lines[0]
+    assert "became 0" in lines[0]
