@@ -167,7 +167,14 @@ def _number(value: float, dtype: "np.dtype") -> str:
 
 
 def _ulp(value: float) -> str:
-    return "inf" if value == float("inf") else f"{value:.3g}"
+    if value == float("inf"):
+        return "inf"
+    text = f"{value:.3g}"
+    # An error just above half an ulp is a wrong rounding: keep the digits
+    # that show it is above 0.5.
+    if value > 0.5 and float(text) <= 0.5:
+        text = f"{value:.10g}"
+    return text
 
 
 HEADER = [
