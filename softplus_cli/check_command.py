@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from softplus_cli.accuracy import Tally
 
 DEFAULT_SAMPLES = 10_000
-# Every sample holds several float64 arrays, so 10**8 needs a few GB.
+# Each sample takes several float64 array elements, so 10**8 needs a few GB.
 MAX_SAMPLES = 10**8
 # Inputs evaluated at once in an exhaustive check: 8 MiB per float64 array.
 EXHAUSTIVE_CHUNK = 1 << 20

@@ -79,7 +79,7 @@ class SoftplusGroup(TyperGroup):
             report(f"error: {error}")
             code = error.exit_code
         except NoArgsIsHelpError as error:
-            # A bare `softplus` asks for the help text, which is not an error.
+            # A bare `softplus` requests the help text, which is not an error.
             if error.ctx is not None:
                 print(error.ctx.get_help())
             code = 0

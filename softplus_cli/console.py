@@ -14,7 +14,7 @@ def make_console(file: IO[str] | None = None, width: int | None = None) -> Conso
     """Return a console on `file` (stdout by default) that honours NO_COLOR.
 
     Off a terminal Rich writes no escape codes. On one, a non-empty NO_COLOR
-    turns off every style, bold included, as https://no-color.org asks.
+    turns off every style, bold included, as https://no-color.org specifies.
     """
     from rich.console import Console
 

@@ -2,9 +2,9 @@
 
 Every source yields NumPy arrays in the target dtype, each value the decimal
 input correctly rounded to that dtype. Decimals go to float64 first, which is
-correctly rounded; the second rounding, to a narrower dtype, can differ from
+correctly rounded. The second rounding, to a narrower dtype, can differ from
 direct rounding only where the float64 value is exactly halfway between two
-values of the narrow dtype, and those ties are settled from the exact decimal.
+values of the narrow dtype. Those ties are settled from the exact decimal.
 """
 
 from __future__ import annotations
