@@ -166,6 +166,10 @@ def _number(value: float, dtype: "np.dtype") -> str:
     return str(np.array([value]).astype(dtype)[0])
 
 
+def _count_of_inputs(total: int) -> str:
+    return f"{total:,} input" if total == 1 else f"{total:,} inputs"
+
+
 def _ulp(value: float) -> str:
     if value == float("inf"):
         return "inf"
@@ -376,12 +380,12 @@ def check_command(
         chunks: Iterator[np.ndarray] = exhaustive_chunks(
             target, low, high, EXHAUSTIVE_CHUNK
         )
-        description = f"{total:,} inputs"
+        description = _count_of_inputs(total)
     else:
         inputs = sample_inputs(target, samples or DEFAULT_SAMPLES, seed, low, high)
         total = inputs.size
         chunks = iter(np.array_split(inputs, max(1, inputs.size // 2000)))
-        description = f"{total:,} inputs (seed {seed})"
+        description = f"{_count_of_inputs(total)} (seed {seed})"
 
     # mpmath checks all of a 16-bit dtype in seconds; wider dtypes need the
     # project's own algorithm, which the test suite checks against mpmath.

@@ -27,6 +27,7 @@ NUMBER = re.compile(
 )
 DECIMAL_COMMA = re.compile(r"[+-]?[0-9]*,[0-9]+")
 TOKEN = re.compile(rb"\S+")
+UTF8_BOM = b"\xef\xbb\xbf"
 # The bytes that bytes.split() splits at.
 WHITESPACE = (b" ", b"\n", b"\t", b"\r", b"\x0b", b"\x0c")
 
@@ -222,8 +223,13 @@ def read_stream(
     carry = b""
     line = 1
     seen_any = False
+    first = True
     while True:
         block = _read_available(stream, read_size)
+        if first:
+            # Editors on Windows start UTF-8 files with a byte order mark.
+            block = block.removeprefix(UTF8_BOM)
+            first = False
         data = carry + block
         if block:
             # The last token may continue in the next block.

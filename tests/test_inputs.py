@@ -368,3 +368,8 @@ def test_grid_beyond_float64_exactness_rounds_correctly():
     values = grid_values("1e20:1.00000000000000000001e20:1", points=None)
     assert len(values) == 2
     assert values.tolist() == [1e20, float(Fraction(10**20 + 1))]
+
+
+def test_utf8_byte_order_mark_is_skipped():
+    values = read_all(b"\xef\xbb\xbf1.5\n2\n", np.float64)
+    assert values.tolist() == [1.5, 2.0]
