@@ -7,8 +7,8 @@ inputs whose rounding it cannot decide settled in mpmath. For the project the
 sweep reports how many inputs went to mpmath and where plain "float64, then
 round once" differs from the reference (the hard cases, all settled by mpmath).
 For NumPy and for each installed framework it reports the same statistics as
-`softplus check`. Chunks run in a shuffled order, so the partial results that
-the output file holds while the sweep runs are a uniform sample.
+`softplus check`. Chunks run in a shuffled order, so the partial results in
+the output file are a uniform sample while the sweep runs.
 """
 
 from __future__ import annotations

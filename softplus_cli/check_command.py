@@ -48,7 +48,7 @@ class Against(enum.StrEnum):
     tensorflow = "tensorflow"
 
 
-def parse_range(text: str) -> tuple[float, float]:
+def parse_bounds(text: str) -> tuple[float, float]:
     """Parse A:B into two floats with A <= B, or fail with exit status 2."""
     parts = text.split(":")
     try:
@@ -351,7 +351,7 @@ def check_command(
     chosen = _selected(functions, ["all"])
     parameters = _checked(parameters or {}, chosen)
     target = resolve_dtype(dtype.value)
-    low, high = parse_range(range_spec) if range_spec is not None else (None, None)
+    low, high = parse_bounds(range_spec) if range_spec is not None else (None, None)
     if not framework_installed(against.value):
         fail(f"{against.value} is not installed: pip install {against.value}")
     if exhaustive and samples is not None:

@@ -322,7 +322,7 @@ def test_stepped_grid_ends_exactly_at_stop():
     assert values.tolist() == [float(Fraction(n, 10)) for n in range(-50, 51)]
 
 
-def test_grid_stop_not_on_a_step_is_left_out():
+def test_grid_stop_off_step_excluded():
     assert grid_values("0:1:0.3").tolist() == [0.0, 0.3, 0.6, 0.9]
 
 
