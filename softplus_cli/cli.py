@@ -10,7 +10,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-# Typer 0.29 vendors Click as typer._click; its exception classes are not
+# Typer vendors Click as typer._click (from 0.26); its exception classes are not
 # re-exported under a public name.
 from typer._click.exceptions import (
     BadOptionUsage,
@@ -265,11 +265,14 @@ app = typer.Typer(
 
 
 def _show_version(value: bool) -> None:
+    # Typer calls this for every command, with value False unless --version is
+    # given: importlib.metadata, 10 ms of imports, is loaded only for it.
+    if not value:
+        return
     from importlib import metadata
 
-    if value:
-        print(f"{PROGRAM} {metadata.version(PROGRAM)}")
-        raise typer.Exit()
+    print(f"{PROGRAM} {metadata.version(PROGRAM)}")
+    raise typer.Exit()
 
 
 @app.callback()
