@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     import mpmath
@@ -32,8 +31,7 @@ class InvalidParameterError(ValueError):
     """Raised for a parameter value outside the range the function accepts."""
 
 
-@dataclass(frozen=True)
-class Parameter:
+class Parameter(NamedTuple):
     """A numeric parameter of one or more activations, as the CLI exposes it."""
 
     name: str
@@ -65,8 +63,7 @@ FLOAT64_BOUND = 16
 EXTENDED_BOUND = 8
 
 
-@dataclass(frozen=True)
-class Kernel:
+class Kernel(NamedTuple):
     """A function of x in two precisions: NumPy's and mpmath's."""
 
     approx: Callable[[np.ndarray, Parameters], np.ndarray]
@@ -92,8 +89,7 @@ class Kernel:
         return self.error_bound
 
 
-@dataclass(frozen=True)
-class Activation:
+class Activation(NamedTuple):
     """One registry entry: a function, its derivative and their formulas."""
 
     name: str

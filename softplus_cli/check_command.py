@@ -18,7 +18,7 @@ from softplus_cli.cli import (
     NumberArgumentsCommand,
     _checked,
     _selected,
-    app,
+    deferred_app,
     fail,
     with_parameter_options,
 )
@@ -279,7 +279,10 @@ def _describe(against: str, own_reference: bool) -> str:
     return f"{reference}; ulp errors are measured against the exact value"
 
 
-@app.command("check", cls=NumberArgumentsCommand)
+command_app = deferred_app()
+
+
+@command_app.command("check", cls=NumberArgumentsCommand)
 @with_parameter_options
 def check_command(
     functions: Annotated[

@@ -2,6 +2,7 @@
 
 import enum
 import functools
+import importlib
 import inspect
 import re
 import sys
@@ -9,6 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Annotated, Any, NoReturn
 
 import typer
+from typer._click.core import Command, Context, HelpFormatter
 
 # Typer vendors Click as typer._click (from 0.26); its exception classes are not
 # re-exported under a public name.
@@ -53,8 +55,75 @@ def warn(message: str) -> None:
     report(f"warning: {message}")
 
 
+class DeferredCommand(TyperCommand):
+    """A command whose module is imported only when it runs or shows its help.
+
+    `softplus --help` lists it by `summary`, the first line of its docstring,
+    without importing the module.
+    """
+
+    def __init__(self, name: str, module: str, summary: str):
+        super().__init__(name, help=summary)
+        self.module = module
+
+    def load(self) -> Command:
+        """Import the module and return the command it defines."""
+        module = importlib.import_module(self.module)
+        command = typer.main.get_command(module.command_app)
+        command.name = self.name
+        return command
+
+
+# Commands in modules of their own, in the order `softplus --help` lists them
+# after the commands of this module. tests/test_cli.py checks each summary
+# against the command's own docstring.
+DEFERRED_COMMANDS = (
+    DeferredCommand(
+        "check",
+        "softplus_cli.check_command",
+        "Check correct rounding: softplus check --dtype float16 --exhaustive.",
+    ),
+    DeferredCommand(
+        "plot",
+        "softplus_cli.plot_command",
+        "Plot functions and derivatives: softplus plot softplus relu --range -5:5.",
+    ),
+)
+
+
+def deferred_app() -> typer.Typer:
+    """Return the Typer app of one command that `SoftplusGroup` defers."""
+    return typer.Typer(
+        rich_markup_mode=None, pretty_exceptions_enable=False, add_completion=False
+    )
+
+
 class SoftplusGroup(TyperGroup):
-    """The command group: each error is one line on stderr, and usage errors exit 2."""
+    """The command group: each error is one line on stderr, and usage errors exit 2.
+
+    The commands in DEFERRED_COMMANDS are imported only when one is looked up
+    to run, for its help or for completion.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        for command in DEFERRED_COMMANDS:
+            self.commands.setdefault(command.name or "", command)
+        self._listing = False
+
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
+        command = self.commands.get(cmd_name)
+        if isinstance(command, DeferredCommand) and not self._listing:
+            command = self.commands[cmd_name] = command.load()
+        return command
+
+    def format_commands(self, ctx: Context, formatter: HelpFormatter) -> None:
+        # The list shows each command's short help alone: load no module for it.
+        self._listing = True
+        try:
+            super().format_commands(ctx, formatter)
+        finally:
+            self._listing = False
 
     def main(
         self,
@@ -580,10 +649,6 @@ def explain_command(function: FunctionsOption = None) -> None:
             print(f"  {parameter.option}: {parameter.help}")
         if activation.notes:
             print(f"  {activation.notes}")
-
-
-# Commands defined in their own modules register themselves on `app` when imported.
-from softplus_cli import check_command, plot_command  # noqa: E402,F401
 
 
 def main() -> None:

@@ -9,9 +9,8 @@ import os
 import re
 import shutil
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import typer
 
@@ -25,7 +24,7 @@ from softplus_cli.cli import (
     _report_overflow,
     _selected,
     _title,
-    app,
+    deferred_app,
     fail,
     with_parameter_options,
 )
@@ -57,8 +56,7 @@ COLORLESS_MARKERS = ["hd", "braille", "•", "+", "x", "o"]
 SIZE_PATTERN = re.compile(r"(\d+)[xX](\d+)")
 
 
-@dataclass(frozen=True)
-class Curve:
+class Curve(NamedTuple):
     """One plotted function or derivative: its legend label and finite points."""
 
     label: str
@@ -67,7 +65,10 @@ class Curve:
     derivative: bool
 
 
-@app.command("plot", cls=NumberArgumentsCommand)
+command_app = deferred_app()
+
+
+@command_app.command("plot", cls=NumberArgumentsCommand)
 @with_parameter_options
 def plot_command(
     functions: Annotated[

@@ -450,3 +450,36 @@ def test_eval_underflowing_input_warns(runner):
     assert len(lines) == 1
     assert "1e-50" in lines[0]
     assert "became 0" in lines[0]
+
+
+def test_deferred_commands_are_listed_by_their_own_summary():
+    import subprocess
+    import sys
+
+    import typer
+
+    from softplus_cli.cli import DEFERRED_COMMANDS
+
+    group = typer.main.get_command(app)
+    context = typer.Context(group)
+    for deferred in DEFERRED_COMMANDS:
+        command = deferred.load()
+        for limit in (30, 45, 200):
+            summary = command.get_short_help_str(limit)
+            assert deferred.get_short_help_str(limit) == summary
+        loaded = group.get_command(context, deferred.name)
+        assert [p.name for p in loaded.params] == [p.name for p in command.params]
+    # The top-level help lists them without importing their modules.
+    modules = [deferred.module for deferred in DEFERRED_COMMANDS]
+    script = (
+        "import sys\n"
+        "from softplus_cli.cli import app\n"
+        "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
+        f"print([name for name in {modules!r} if name in sys.modules])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.splitlines()[-1] == "[]"
+    for deferred in DEFERRED_COMMANDS:
+        assert f"  {deferred.name} " in result.stdout

@@ -31,7 +31,9 @@ def test_ci_runs_the_readme_test_command():
 
 def test_every_command_and_option_is_documented():
     group = typer.main.get_command(app)
-    for name, command in group.commands.items():
+    context = typer.Context(group)
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
         assert f"softplus {name}" in DOCS, name
         for parameter in command.params:
             for option in parameter.opts:
