@@ -1,18 +1,19 @@
-"""Shortest round-trip text for float arrays, in NumPy's scalar style.
+"""Shortest round-trip text for float arrays.
 
-NumPy prints a float scalar as the shortest decimal that reads back to the same
-value in its dtype: positionally when 1e-4 <= |x| < 10**p, where p is 3 for
-float16, 6 for float32 and 16 for float64, and otherwise in scientific notation
-with at least two exponent digits (`1e+30`, `2.0611537e-09`). Zero keeps its
-sign (`-0.0`), and the non-finite values are `inf`, `-inf` and `nan`.
+Every number is written as the shortest decimal that reads back to the same
+value in its dtype, laid out as orjson writes floats: positionally when the
+decimal exponent of those digits is from -5 to 15 in float64, or from -6 to 12
+in the narrower dtypes, and otherwise in scientific notation with a signed
+exponent of as few digits as it needs (`2.0611537e-9`, `1e+16`). A positional
+whole number ends in `.0`. Zero keeps its sign (`-0.0`), and the non-finite
+values are `inf`, `-inf` and `nan`.
 
-`format_rows` writes whole rows of such text. For float32 and float64 it takes
-the shortest digits from orjson (about 22 ns a value in benchmarks/stages.py,
-against 460 ns for NumPy's `str`) and edits orjson's layout into NumPy's where
-the two differ. Rows that orjson cannot format (infinities,
-NaN, and float32 values of 1e6 and above or equal to float32(1e-4)), and all
-rows when orjson is not installed, take the per-value path, which calls
-NumPy's own `str` and gives the same text.
+`format_rows` writes whole rows of such text. For blocks of float32 and float64
+values it takes the text of the finite rows from orjson (about 20 ns a value in
+benchmarks/stages.py, against 460 ns for NumPy's `str`) and only places the
+separators. Other rows, small blocks, float16 and bfloat16, and all rows when
+orjson is missing or writes floats differently, take the per-value path: the
+shortest digits from Python's `repr` or NumPy's `str`, laid out the same way.
 """
 
 from __future__ import annotations
@@ -26,25 +27,23 @@ if TYPE_CHECKING:
     import numpy as np
 
 COMMA = ord(",")
-POINT = ord(".")
 
-# Marker bytes for the edits of orjson's output. None is ASCII, and orjson
-# writes ASCII only, as do the layouts that take this path (see `format_rows`).
-# FILLER marks bytes to delete, PAD_EXPONENT a minus sign that gains a zero after
-# it, and from FIRST_PLACEHOLDER on, each (column, kind of cell) pair has a byte
-# that becomes the separator after that cell.
-FILLER = 0x80
-PAD_EXPONENT = 0x81
-FIRST_PLACEHOLDER = 0x82
-# Kinds of cell: as orjson writes it, then orjson's `0.00001` and `0.000001`,
-# which NumPy writes as `1e-05` and `1e-06`.
-CELL_SUFFIXES = (b"", b"e-05", b"e-06")
-MAX_COLUMNS = (0x100 - FIRST_PLACEHOLDER) // len(CELL_SUFFIXES)
+# Decimal exponents written positionally: orjson's, for its two dtypes. The
+# narrower dtypes follow float32.
+FLOAT64_POSITIONAL = range(-5, 16)
+NARROW_POSITIONAL = range(-6, 13)
+
+# From FIRST_PLACEHOLDER on, each column whose separator is longer than one
+# byte has a non-ASCII marker byte, which `bytes.replace` expands; orjson
+# writes ASCII only.
+FIRST_PLACEHOLDER = 0x80
+MAX_COLUMNS = 0x100 - FIRST_PLACEHOLDER
 
 # Blocks with fewer values than this take the per-value path.
 FEW_VALUES = 256
 
-# Values from each case of the layout, which orjson must write as expected.
+# Values on each side of each switch of layout, which orjson must write as the
+# per-value path does before it is used.
 PROBE_VALUES = (
     0.0,
     1.0,
@@ -52,10 +51,15 @@ PROBE_VALUES = (
     0.3132617,
     123456.7,
     2.0611537e-09,
-    1e-07,
-    1.5e-06,
-    1.25e-05,
+    9.99e-07,
+    1e-06,
+    9.99e-06,
+    1e-05,
     0.00012,
+    9.99e12,
+    1e13,
+    9.99e15,
+    1e16,
     1e-30,
     1e30,
     1e-45,
@@ -86,9 +90,8 @@ def delimited_layout(columns: int, separator: str) -> RowLayout:
 def _orjson() -> Any:
     """Return the orjson module if it is installed and writes floats as expected.
 
-    The edits in `_orjson_rows` assume the layout of orjson 3.13's float
-    output. A version that writes any probe value differently is not used, so
-    output stays NumPy's at the per-value path's speed.
+    A version that writes any probe value differently from the per-value path
+    is not used, so the output stays the same, at the per-value path's speed.
     """
     import numpy as np
 
@@ -105,11 +108,44 @@ def _orjson() -> Any:
     return orjson
 
 
+def _parts(text: str) -> tuple[str, int]:
+    """Return the significant digits of an unsigned decimal, and the exponent
+    of the first: `2.0611537e-09` gives ("20611537", -9), `20.0` gives ("2", 1).
+    """
+    mantissa, _, exponent = text.partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    digits = whole + fraction
+    significant = digits.lstrip("0")
+    leading_zeros = len(digits) - len(significant)
+    first = int(exponent or 0) + len(whole) - 1 - leading_zeros
+    return significant.rstrip("0"), first
+
+
+def laid_out(text: str, positional: range) -> str:
+    """Lay out the shortest decimal `text`, in any of Python's or NumPy's
+    layouts, as this module writes it (see the module docstring)."""
+    if text in ("inf", "-inf", "nan"):
+        return text
+    sign = "-" if text.startswith("-") else ""
+    digits, exponent = _parts(text.lstrip("-"))
+    if not digits:
+        return f"{sign}0.0"
+    if exponent not in positional:
+        mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+        return f"{sign}{mantissa}e{exponent:+d}"
+    if exponent >= len(digits) - 1:
+        return f"{sign}{digits}{'0' * (exponent + 1 - len(digits))}.0"
+    if exponent >= 0:
+        return f"{sign}{digits[: exponent + 1]}.{digits[exponent + 1 :]}"
+    return f"{sign}0.{'0' * (-exponent - 1)}{digits}"
+
+
 @functools.lru_cache(maxsize=1 << 16)
 def _shortest_float16(bits: int) -> str:
     import numpy as np
 
-    return str(np.array([bits], dtype=np.uint16).view(np.float16)[0])
+    text = str(np.array([bits], dtype=np.uint16).view(np.float16)[0])
+    return laid_out(text, NARROW_POSITIONAL)
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -120,37 +156,30 @@ def _shortest_bfloat16(bits: int) -> str:
     value = np.array([bits], dtype=np.uint16).view(ml_dtypes.bfloat16)[0]
     wide = float(value)
     if not np.isfinite(wide) or wide == 0:
-        return str(np.float32(wide))
+        return laid_out(str(np.float32(wide)), NARROW_POSITIONAL)
+    # The fewest digits that read back as the same bfloat16.
     for digits in range(1, 10):
         text = f"{wide:.{digits - 1}e}"
         if np.array([float(text)]).astype(ml_dtypes.bfloat16)[0] == value:
             break
-    return str(np.float32(float(text))) if abs(wide) >= 1e-4 else _scientific(text)
-
-
-def _scientific(text: str) -> str:
-    """Rewrite Python's `d.ddde-05` in NumPy's scalar style, without trailing zeros."""
-    mantissa, exponent = text.split("e")
-    if "." in mantissa:
-        mantissa = mantissa.rstrip("0").rstrip(".")
-    return f"{mantissa}e{exponent}"
+    return laid_out(text, NARROW_POSITIONAL)
 
 
 def python_strings(values: np.ndarray) -> list[str]:
-    """Return each value's string one value at a time, as NumPy's `str` gives it."""
+    """Return each value's string one value at a time."""
     import numpy as np
 
     if values.dtype == np.float64:
-        return [repr(value) for value in values.tolist()]
+        return [laid_out(repr(value), FLOAT64_POSITIONAL) for value in values.tolist()]
     if values.dtype.name == "bfloat16":
         return [_shortest_bfloat16(bits) for bits in values.view(np.uint16).tolist()]
     if values.dtype == np.float16:
         return [_shortest_float16(bits) for bits in values.view(np.uint16).tolist()]
-    return [str(value) for value in values]
+    return [laid_out(str(value), NARROW_POSITIONAL) for value in values]
 
 
 def _fast_rows(matrix: np.ndarray) -> np.ndarray | None:
-    """Return which rows orjson formats as NumPy does, or None if it can format none."""
+    """Return which rows orjson formats, or None if it can format none."""
     import numpy as np
 
     if matrix.dtype not in (np.float32, np.float64) or matrix.shape[1] > MAX_COLUMNS:
@@ -158,151 +187,49 @@ def _fast_rows(matrix: np.ndarray) -> np.ndarray | None:
     # A few rows, as `softplus eval 1` writes, cost less than importing orjson.
     if matrix.size < FEW_VALUES or _orjson() is None:
         return None
-    with np.errstate(invalid="ignore"):
-        magnitude = np.abs(matrix)
-        if matrix.dtype == np.float64:
-            fine = magnitude < np.inf
-        else:
-            # NumPy writes float32 values from 1e6 up in scientific notation, and
-            # float32(1e-4), which is just below 1e-4, as 1e-04.
-            # NOTE: rows holding such values (or inf or nan) take the per-value
-            # path, about 6 times slower (benchmarks/stages.py), so float32 data
-            # made mostly of values from 1e6 up formats at the previous speed.
-            fine = (magnitude < 1e6) & (magnitude != np.float32(1e-4))
-    return fine.all(axis=1)
+    # orjson writes inf and nan as null.
+    return np.isfinite(matrix).all(axis=1)
 
 
-@functools.cache
-def _decade_bounds(dtype_name: str) -> tuple[float, float, float, float]:
-    """Return the dtype's values nearest 1e-9, 1e-6, 1e-5 and 1e-4.
-
-    A value's shortest decimal has exponent -k or more exactly when the value
-    is at least the dtype's value nearest 10**-k: the decimals that read back
-    as a value lie above all those that read back as any smaller value.
-    """
-    import numpy as np
-
-    kind = np.dtype(dtype_name).type
-    nano, micro, ten_micro, tenth_milli = (
-        float(kind(text)) for text in ("1e-9", "1e-6", "1e-5", "1e-4")
-    )
-    return nano, micro, ten_micro, tenth_milli
-
-
-def _cell_endings(layout: RowLayout, columns: int) -> list[list[bytes]]:
-    """Return the text after each cell, by kind of cell and column.
+def _cell_endings(layout: RowLayout) -> list[bytes]:
+    """Return the text after each column's cells.
 
     The last column's ending includes the next row's prefix, which
     `_orjson_rows` moves from the end of the block to its start.
     """
-    endings = []
-    for suffix in CELL_SUFFIXES:
-        row = [suffix + separator.encode() for separator in layout.separators]
-        row[-1] += layout.prefix.encode()
-        endings.append(row)
+    endings = [separator.encode() for separator in layout.separators]
+    endings[-1] += layout.prefix.encode()
     return endings
 
 
-def _markers(endings: list[list[bytes]]) -> np.ndarray:
-    """Return the byte that ends each (kind of cell, column) in the edited text.
-
-    An ending of one byte is written as itself. Longer endings get a
-    placeholder byte, which `bytes.replace` expands afterwards.
-    """
-    import numpy as np
-
-    columns = len(endings[0])
-    markers = np.empty((len(endings), columns), dtype=np.uint8)
-    for kind, row in enumerate(endings):
-        for column, ending in enumerate(row):
-            if len(ending) == 1:
-                markers[kind, column] = ending[0]
-            else:
-                markers[kind, column] = FIRST_PLACEHOLDER + kind * columns + column
-    return markers
-
-
 def _orjson_rows(matrix: np.ndarray, layout: RowLayout, orjson: Any) -> bytes:
-    """Format rows of finite values with orjson's shortest digits in NumPy's layout.
+    """Format rows of finite values with orjson.
 
-    orjson writes `2.0611537e-9` where NumPy writes `2.0611537e-09`, and writes
-    values from 1e-5 to 1e-4 (from 1e-6 in float32) positionally, as
-    `0.000015`, where NumPy writes `1.5e-05`. Both cases are recognised from
-    the values, edited in place with marker bytes, and expanded by
-    `bytes.replace`, so the cost stays in C however many values need it.
+    orjson writes the values as one JSON array, `[a,b,c]`. Each comma, and the
+    closing bracket, becomes the ending of the cell before it: a separator of
+    one byte in place, a longer one through a marker byte and `bytes.replace`,
+    so the cost stays in C however many rows there are.
     """
     import numpy as np
 
     columns = matrix.shape[1]
-    values = matrix.reshape(-1)
-    text = bytearray(orjson.dumps(values, option=orjson.OPT_SERIALIZE_NUMPY))
+    text = bytearray(
+        orjson.dumps(matrix.reshape(-1), option=orjson.OPT_SERIALIZE_NUMPY)
+    )
     # `[a,b,c]` becomes `[a,b,c,`: every cell ends at a comma.
     text[-1] = COMMA
     cells = np.frombuffer(text, dtype=np.uint8)
     ends = np.flatnonzero(cells == COMMA)
-    starts = np.empty_like(ends)
-    starts[0] = 1
-    starts[1:] = ends[:-1] + 1
-
-    nano, micro, ten_micro, tenth_milli = _decade_bounds(matrix.dtype.name)
-    magnitude = np.abs(values)
-    positional_from = micro if matrix.dtype == np.float32 else ten_micro
-    short_exponent = (magnitude >= nano) & (magnitude < positional_from)
-    # `e-7,`: the minus sign two bytes before the comma gains a zero.
-    cells[ends[short_exponent] - 2] = PAD_EXPONENT
-
-    kinds = np.zeros(len(values), dtype=np.uint8)
-    kinds[(magnitude >= ten_micro) & (magnitude < tenth_milli)] = 1
-    if matrix.dtype == np.float32:
-        kinds[(magnitude >= micro) & (magnitude < ten_micro)] = 2
-    for kind, zeros in ((1, 4), (2, 5)):
-        _move_point(cells, starts, ends, values, kinds == kind, zeros)
-
-    endings = _cell_endings(layout, columns)
-    markers = _markers(endings)
-    for column in range(columns):
-        cells[ends[column::columns]] = markers[0, column]
-    edited = np.flatnonzero(kinds)
-    cells[ends[edited]] = markers[kinds[edited], edited % columns]
+    endings = _cell_endings(layout)
+    for column, ending in enumerate(endings):
+        marker = ending[0] if len(ending) == 1 else FIRST_PLACEHOLDER + column
+        cells[ends[column::columns]] = marker
     body = bytes(memoryview(text)[1:])
-    if short_exponent.any():
-        body = body.replace(bytes([PAD_EXPONENT]), b"-0")
-    used_kinds = np.flatnonzero(np.bincount(kinds, minlength=len(CELL_SUFFIXES)))
-    if len(used_kinds) > 1 or used_kinds[0] != 0:
-        body = body.translate(None, bytes([FILLER]))
-
-    for kind in used_kinds.tolist():
-        for column, ending in enumerate(endings[kind]):
-            if len(ending) > 1:
-                body = body.replace(bytes([markers[kind, column]]), ending)
+    for column, ending in enumerate(endings):
+        if len(ending) > 1:
+            body = body.replace(bytes([FIRST_PLACEHOLDER + column]), ending)
     prefix = layout.prefix.encode()
     return prefix + body[: len(body) - len(prefix)]
-
-
-def _move_point(
-    cells: np.ndarray,
-    starts: np.ndarray,
-    ends: np.ndarray,
-    values: np.ndarray,
-    selected: np.ndarray,
-    zeros: int,
-) -> None:
-    """Rewrite the selected cells `0.0000d…` (with `zeros` zeros) as `d.…`.
-
-    The leading zeros become FILLER bytes, the first significant digit moves
-    before the point, and a cell of one digit loses its point.
-    """
-    import numpy as np
-
-    if not selected.any():
-        return
-    first = starts[selected] + np.signbit(values[selected])
-    end = ends[selected]
-    for offset in range(zeros + 1):
-        cells[first + offset] = FILLER
-    digit = first + zeros + 2
-    cells[digit - 1] = cells[digit]
-    cells[digit] = np.where(end > digit + 1, POINT, FILLER)
 
 
 def _python_rows(columns: Sequence[np.ndarray], layout: RowLayout) -> bytes:
@@ -326,7 +253,8 @@ def format_rows(columns: Sequence[np.ndarray], layout: RowLayout) -> bytes:
     """Return the rows of `columns` as UTF-8 text laid out by `layout`.
 
     Every cell is the shortest string that reads back as the same value in the
-    column's dtype, in NumPy's scalar style. The columns have equal lengths.
+    column's dtype, laid out as the module docstring says. The columns have
+    equal lengths.
     """
     import numpy as np
 
