@@ -243,18 +243,16 @@ def _softplus_approx(x: np.ndarray, parameters: Parameters) -> np.ndarray:
     import numpy as np
 
     beta = float(parameters["beta"] or 1.0)
-    z, dz = _scaled(x, beta)
+    if beta == 1.0:
+        tail = np.log1p(np.exp(-np.abs(x)))
+        result = np.where(x > 0, x + tail, tail)
+        return _apply_threshold(x, result, parameters, linear_value=x)
+    z, dz = _two_product(x, beta)
     e = np.exp(-np.abs(z))
     tail = np.log1p(e)
     # First-order correction for the low part dz of beta*x: d/dz ln(1+e^z) = σ(z).
     correction = e / (1 + e) * dz
-    positive = z > 0
-    if beta == 1.0:
-        result = np.where(positive, x + tail, tail)
-    else:
-        result = np.where(
-            positive, x + (tail - correction) / beta, (tail + correction) / beta
-        )
+    result = np.where(z > 0, x + (tail - correction) / beta, (tail + correction) / beta)
     return _apply_threshold(x, result, parameters, linear_value=x)
 
 

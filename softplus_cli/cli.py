@@ -413,11 +413,19 @@ def _run(
     output_format: OutputFormat,
     header: bool | None,
     parameters: dict[str, float | None],
+    overflow: Any,
 ) -> None:
-    """Evaluate every chunk of inputs and write the columns."""
+    """Evaluate every chunk of inputs and write the columns.
+
+    A chunk is an array of inputs, or a `Block` of standard input to parse.
+    None, which `read_blocks` yields before waiting for more input, asks for
+    the rows of all chunks taken so far to be written first.
+    """
     from softplus_cli.activations import evaluate
     from softplus_cli.console import make_console
-    from softplus_cli.render import make_writer
+    from softplus_cli.dtypes import resolve_dtype
+    from softplus_cli.inputs import Block, parse_block
+    from softplus_cli.render import PlainWriter, make_writer
 
     columns = [(ACTIVATIONS[name], False) for name in functions]
     if derivative:
@@ -430,27 +438,106 @@ def _run(
         activation.name + ("'" if is_derivative else "")
         for activation, is_derivative in columns
     ]
-    # The writer starts (a header, JSON's opening bracket) only once the first
-    # chunk is in, so input rejected in the first chunk leaves stdout empty.
-    writer = None
-    for x in chunks:
+    target = resolve_dtype(dtype)
+    writer = make_writer(
+        output_format,
+        sys.stdout,
+        names,
+        header,
+        title=_title(functions, dtype, parameters),
+        make_console=make_console,
+    )
+    encode = writer.encode if isinstance(writer, PlainWriter) else None
+
+    def work(chunk: Any) -> tuple[Any, Any, Any]:
+        counted = None
+        if isinstance(chunk, Block):
+            chunk, counted = parse_block(chunk, target)
         results = [
-            evaluate(activation, x, parameters, derivative=is_derivative)
+            evaluate(activation, chunk, parameters, derivative=is_derivative)
             for activation, is_derivative in columns
         ]
-        if writer is None:
-            writer = make_writer(
-                output_format,
-                sys.stdout,
-                names,
-                header,
-                title=_title(functions, dtype, parameters),
-                make_console=make_console,
-            )
-        writer.write([x, *results])
+        table = [chunk, *results]
+        return table, counted, encode(table) if encode else None
+
+    started = False
+
+    def finish(done: tuple[Any, Any, Any]) -> None:
+        # The writer starts (a header, JSON's opening bracket) with the first
+        # chunk, so input rejected in the first chunk leaves stdout empty.
+        nonlocal started
+        table, counted, encoded = done
+        if counted is not None:
+            overflow.merge(counted)
+        if encoded is None:
+            writer.write(table)
+        else:
+            writer.write_encoded(encoded)
+        started = True
         sys.stdout.flush()
-    if writer is not None:
+
+    with _Pipeline(work, finish) as pipeline:
+        for chunk in chunks:
+            if chunk is None:
+                pipeline.drain()
+            else:
+                pipeline.submit(chunk)
+    if started:
         writer.close()
+
+
+class _Pipeline:
+    """Runs `work` on chunks on worker threads, passing each result to
+    `finish` in the order of the chunks.
+
+    The first chunk runs on the calling thread, so a single chunk, as
+    `softplus eval 1` has, starts no thread. Later ones go to one worker per
+    CPU, with at most two chunks a worker in flight, which bounds memory.
+    NumPy's loops release the GIL while orjson's parsing and formatting hold
+    it, so on two cores two workers take a quarter to a third off the time of
+    a long stream (docs/benchmarks.md).
+    """
+
+    def __init__(self, work: Callable[[Any], Any], finish: Callable[[Any], None]):
+        self.work = work
+        self.finish = finish
+        self.executor: Any = None
+        self.pending: Any = None
+        self.first = True
+
+    def submit(self, chunk: Any) -> None:
+        if self.first:
+            self.first = False
+            self.finish(self.work(chunk))
+            return
+        if self.executor is None:
+            import collections
+            import os
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.workers = max(1, min(os.cpu_count() or 1, 4))
+            self.executor = ThreadPoolExecutor(self.workers)
+            self.pending = collections.deque()
+        self.pending.append(self.executor.submit(self.work, chunk))
+        while self.pending and (
+            len(self.pending) > 2 * self.workers or self.pending[0].done()
+        ):
+            self.finish(self.pending.popleft().result())
+
+    def drain(self) -> None:
+        while self.pending:
+            self.finish(self.pending.popleft().result())
+
+    def __enter__(self) -> "_Pipeline":
+        return self
+
+    def __exit__(self, kind: Any, error: Any, traceback: Any) -> None:
+        try:
+            if kind is None:
+                self.drain()
+        finally:
+            if self.executor is not None:
+                self.executor.shutdown(wait=True, cancel_futures=True)
 
 
 def _checked(
@@ -494,10 +581,18 @@ def _shortened(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _stdin_chunks(dtype: Any, overflow: Any) -> Iterator[Any]:
-    from softplus_cli.inputs import read_stream
+def _stdin_chunks() -> Iterator[Any]:
+    """Yield the blocks of stdin, and the None that `read_blocks` yields before
+    waiting for more; raise InputError if stdin holds no numbers."""
+    from softplus_cli.inputs import NO_NUMBERS, InputError, read_blocks
 
-    return read_stream(sys.stdin.buffer, dtype, overflow)
+    # Every token other than whitespace is a number or an error.
+    numbers = False
+    for block in read_blocks(sys.stdin.buffer, idle=True):
+        numbers = numbers or (block is not None and not block.data.isspace())
+        yield block
+    if not numbers:
+        raise InputError(NO_NUMBERS)
 
 
 def _stdin_is_piped() -> bool:
@@ -544,7 +639,7 @@ def eval_command(
     if texts == ["-"] and sys.stdin is None:
         fail("stdin is closed: pass the numbers as arguments, or pipe them in")
     if texts == ["-"] or (not texts and _stdin_is_piped()):
-        chunks = _stdin_chunks(target, overflow)
+        chunks = _stdin_chunks()
     elif not texts:
         fail("no numbers given: pass them as arguments, or pipe them to stdin")
     elif "-" in texts:
@@ -556,7 +651,16 @@ def eval_command(
             fail(str(error))
     resolved = resolve_format(output_format, sys.stdout)
     try:
-        _run(chunks, functions, derivative, dtype.value, resolved, header, parameters)
+        _run(
+            chunks,
+            functions,
+            derivative,
+            dtype.value,
+            resolved,
+            header,
+            parameters,
+            overflow,
+        )
     except (InputError, TooManyRowsError) as error:
         fail(str(error))
     _report_overflow(overflow, dtype.value)
@@ -625,6 +729,7 @@ def compare_command(
             resolved,
             header,
             parameters,
+            overflow,
         )
     except TooManyRowsError as error:
         fail(str(error))

@@ -188,7 +188,10 @@ def _fast_rows(matrix: np.ndarray) -> np.ndarray | None:
     if matrix.size < FEW_VALUES or _orjson() is None:
         return None
     # orjson writes inf and nan as null.
-    return np.isfinite(matrix).all(axis=1)
+    finite = np.isfinite(matrix)
+    if finite.all():
+        return np.ones(len(matrix), dtype=bool)
+    return finite.all(axis=1)
 
 
 def _cell_endings(layout: RowLayout) -> list[bytes]:
@@ -268,6 +271,8 @@ def format_rows(columns: Sequence[np.ndarray], layout: RowLayout) -> bytes:
     if fast is None:
         return _python_rows(columns, layout)
 
+    if fast.all():
+        return _orjson_rows(matrix, layout, _orjson())
     # Runs of rows alternate between the two paths, in order.
     edges = [0, *(np.flatnonzero(np.diff(fast)) + 1).tolist(), len(fast)]
     pieces = []

@@ -1,8 +1,9 @@
 """Renderers: a Rich table for terminals, and plain formats for pipes and files.
 
 Plain formats never go through Rich. Each writes the shortest string that reads
-back as the same value in the dtype, in NumPy's scalar style (`1.0`, `0.1`,
-`2.0611537e-09`). Tables format each column the way NumPy prints an array.
+back as the same value in the dtype, in orjson's layout (`1.0`, `0.1`,
+`2.0611537e-9`; see softplus_cli/formatting.py). Tables format each column the
+way NumPy prints an array.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import IO, TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import numpy as np
     from rich.console import Console
+
+    from softplus_cli.formatting import RowLayout
 
 # Fractional digits enough for any float64 value NumPy prints positionally.
 UNLIMITED_PRECISION = 40
@@ -105,7 +108,36 @@ class Writer:
 
 
 class PlainWriter(Writer):
-    """Writes rows of text, as bytes when the stream has a binary buffer."""
+    """Writes rows of text, as bytes when the stream has a binary buffer.
+
+    Formatting (`encode`) is separate from writing (`write_encoded`), so that
+    chunks can be formatted on other threads and written in order. Nothing is
+    written before the first chunk.
+    """
+
+    layout: RowLayout
+
+    def __init__(self, stream: IO[str], names: Sequence[str], header: bool):
+        super().__init__(stream, names, header)
+        self.started = False
+
+    def start(self) -> None:
+        """Write what comes before the first row."""
+
+    def encode(self, columns: Sequence[np.ndarray]) -> bytes:
+        """Return the rows of `columns` as text; safe to call from any thread."""
+        from softplus_cli.formatting import format_rows
+
+        return format_rows(columns, self.layout)
+
+    def write_encoded(self, data: bytes) -> None:
+        if not self.started:
+            self.started = True
+            self.start()
+        self._write_bytes(data)
+
+    def write(self, columns: Sequence[np.ndarray]) -> None:
+        self.write_encoded(self.encode(columns))
 
     def _write_bytes(self, data: bytes) -> None:
         buffer = getattr(self.stream, "buffer", None)
@@ -124,14 +156,12 @@ class DelimitedWriter(PlainWriter):
         from softplus_cli.formatting import delimited_layout
 
         super().__init__(stream, names, header)
+        self.separator = separator
         self.layout = delimited_layout(len(self.names), separator)
-        if header:
-            stream.write(separator.join(self.names) + "\n")
 
-    def write(self, columns: Sequence[np.ndarray]) -> None:
-        from softplus_cli.formatting import format_rows
-
-        self._write_bytes(format_rows(columns, self.layout))
+    def start(self) -> None:
+        if self.header:
+            self.stream.write(self.separator.join(self.names) + "\n")
 
 
 class JsonLinesWriter(PlainWriter):
@@ -153,14 +183,6 @@ class JsonLinesWriter(PlainWriter):
             quote_special=True,
         )
 
-    def _objects(self, columns: Sequence[np.ndarray]) -> bytes:
-        from softplus_cli.formatting import format_rows
-
-        return format_rows(columns, self.layout)
-
-    def write(self, columns: Sequence[np.ndarray]) -> None:
-        self._write_bytes(self._objects(columns))
-
 
 class JsonWriter(JsonLinesWriter):
     """Writes a JSON array of objects, one object a line."""
@@ -170,18 +192,23 @@ class JsonWriter(JsonLinesWriter):
     def __init__(self, stream: IO[str], names: Sequence[str], header: bool):
         super().__init__(stream, names, header)
         self.first = True
-        stream.write("[")
 
-    def write(self, columns: Sequence[np.ndarray]) -> None:
-        objects = self._objects(columns)
-        if not objects:
+    def start(self) -> None:
+        self.stream.write("[")
+
+    def write_encoded(self, data: bytes) -> None:
+        if not data:
+            if not self.started:
+                super().write_encoded(b"")
             return
         prefix = b"\n" if self.first else b",\n"
         # Each object ends with ",\n"; the next chunk or close() writes the rest.
-        self._write_bytes(prefix + objects[: -len(b",\n")])
+        super().write_encoded(prefix + data[: -len(b",\n")])
         self.first = False
 
     def close(self) -> None:
+        if not self.started:
+            self.start()
         self.stream.write("\n]\n")
 
 

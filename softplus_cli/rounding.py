@@ -12,6 +12,7 @@ decided.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,8 @@ START_PRECISION = 128
 MAX_PRECISION = 4096
 
 ExactFunction = Callable[["mpmath.mpf"], "mpmath.mpf"]
+
+MPMATH_LOCK = threading.Lock()
 
 
 def round_decided(
@@ -123,14 +126,16 @@ def round_exact(function: ExactFunction, value: float, dtype: np.dtype) -> np.ge
     import mpmath
 
     precision = START_PRECISION
-    while True:
-        # The midpoint arithmetic in _nearest needs the same precision.
-        with mpmath.workprec(precision):
-            exact = function(mpmath.mpf(value))
-            rounded, certain = _nearest(exact, dtype, precision)
-        if certain or precision >= MAX_PRECISION:
-            return rounded
-        precision *= 2
+    # mpmath's working precision is global: one thread uses it at a time.
+    with MPMATH_LOCK:
+        while True:
+            # The midpoint arithmetic in _nearest needs the same precision.
+            with mpmath.workprec(precision):
+                exact = function(mpmath.mpf(value))
+                rounded, certain = _nearest(exact, dtype, precision)
+            if certain or precision >= MAX_PRECISION:
+                return rounded
+            precision *= 2
 
 
 def settle_undecided(

@@ -373,3 +373,103 @@ def test_grid_beyond_float64_exactness_rounds_correctly():
 def test_utf8_byte_order_mark_is_skipped():
     values = read_all(b"\xef\xbb\xbf1.5\n2\n", np.float64)
     assert values.tolist() == [1.5, 2.0]
+
+
+# --- the orjson reader -------------------------------------------------------------
+
+
+def random_token(rng: np.random.Generator) -> str:
+    """Return a decimal token of any form the reader accepts, or a near miss."""
+    digits = "".join(rng.choice(list("0123456789"), rng.integers(1, 30)))
+    point = int(rng.integers(0, len(digits) + 1))
+    mantissa = digits[:point] + "." + digits[point:] if rng.random() < 0.6 else digits
+    exponent = f"e{int(rng.integers(-340, 320))}" if rng.random() < 0.7 else ""
+    sign = str(rng.choice(["", "-", "+"], p=[0.45, 0.45, 0.1]))
+    return sign + mantissa + exponent
+
+
+def parse_both(data: bytes, dtype: np.dtype, monkeypatch) -> tuple:
+    """Parse `data` with the orjson reader where it applies, then with float()."""
+    from softplus_cli import inputs
+
+    def parse():
+        try:
+            narrow, overflow = inputs.parse_block(inputs.Block(data, 1), dtype)
+        except InputError as error:
+            return str(error)
+        return narrow.view(f"u{dtype.itemsize}").tolist(), overflow
+
+    fast = parse()
+    with monkeypatch.context() as patched:
+        patched.setattr(inputs, "_json_floats", lambda data: None)
+        slow = parse()
+    return fast, slow
+
+
+@pytest.mark.parametrize("dtype", ALL_DTYPES, ids=str)
+def test_orjson_reader_reads_as_float_does(dtype, monkeypatch):
+    import math
+
+    from softplus_cli import inputs
+
+    rng = np.random.default_rng(7)
+    tokens = [random_token(rng) for _ in range(20_000)]
+    # Signs of zero, the ends of float64's range and its midpoints.
+    tokens += ["-0", "0", "-0.0", "-0e5", "-0.00e-3", "1e-400", "-1e-400"]
+    tokens += ["2.4703282292062328e-324", "2.4703282292062327e-324"]
+    tokens += ["1.7976931348623158e308", "9007199254740993", "18446744073709551617"]
+    # The JSON numbers among them; orjson rejects those beyond float64's range.
+    numbers = [
+        token for token in tokens if is_json(token) and math.isfinite(float(token))
+    ]
+    assert len(numbers) > 10_000
+    data = "\n".join(numbers).encode() + b"\n"
+    assert inputs._json_floats(data) is not None
+    fast, slow = parse_both(data, dtype, monkeypatch)
+    assert fast == slow
+    # The others (`+1`, `.5`, `007`, `1e999`) leave a block to float().
+    assert inputs._json_floats("\n".join(tokens).encode()) is None
+
+
+def is_json(token: str) -> bool:
+    import json
+
+    try:
+        json.loads(token)
+    except ValueError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"1\n-0\n2\n",
+        b"1\r\n-2.5\r\n",
+        b"\n\n1\n\n2\n",
+        b"1 2\n3\n",
+        b"1,5\n",
+        b"1\ntrue\n",
+        b"1\nnull\n",
+        b'1\n"2"\n',
+        b"[1]\n",
+        b"1\ninf\n-nan\n",
+        b"1e400\n-1e999\n1e-999\n",
+        b"+1\n.5\n5.\n",
+        b"1\n1_000\n",
+        b"\xef\xbc\x91\n",
+        b"1\n\x0b2\n",
+        b"   \n",
+    ],
+)
+def test_orjson_reader_agrees_on_edge_cases(data, monkeypatch):
+    for dtype in ALL_DTYPES:
+        fast, slow = parse_both(data, dtype, monkeypatch)
+        assert fast == slow
+
+
+def test_minus_zero_keeps_its_sign():
+    from softplus_cli import inputs
+
+    narrow, _ = inputs.parse_block(inputs.Block(b"-0\n0\n-0\n", 1), np.dtype("f8"))
+    assert np.signbit(narrow).tolist() == [True, False, True]
