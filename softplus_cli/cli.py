@@ -492,7 +492,8 @@ class _Pipeline:
 
     The first chunk runs on the calling thread, so a single chunk, as
     `softplus eval 1` has, starts no thread. Later ones go to one worker per
-    CPU, with at most two chunks a worker in flight, which bounds memory.
+    CPU (at most four), with at most one chunk a worker in flight, which
+    bounds memory.
     NumPy's loops release the GIL while orjson's parsing and formatting hold
     it, so on two cores two workers take a quarter to a third off the time of
     a long stream (docs/benchmarks.md).
@@ -520,7 +521,7 @@ class _Pipeline:
             self.pending = collections.deque()
         self.pending.append(self.executor.submit(self.work, chunk))
         while self.pending and (
-            len(self.pending) > 2 * self.workers or self.pending[0].done()
+            len(self.pending) > self.workers or self.pending[0].done()
         ):
             self.finish(self.pending.popleft().result())
 
@@ -700,7 +701,13 @@ def compare_command(
     ending at 5. Plain formats stream any number of points in constant memory.
     """
     from softplus_cli.dtypes import resolve_dtype
-    from softplus_cli.inputs import InputError, Overflow, grid_chunks, parse_range
+    from softplus_cli.inputs import (
+        GRID_CHUNK,
+        InputError,
+        Overflow,
+        grid_chunks,
+        parse_range,
+    )
     from softplus_cli.render import (
         TooManyRowsError,
         resolve_format,
@@ -720,9 +727,13 @@ def compare_command(
     if limit is not None and grid.count > limit:
         fail(too_many_rows_message(resolved, grid.count))
     overflow = Overflow()
+    # Chunks of about the same number of values whatever the number of
+    # columns, which keeps the memory of the chunks in flight flat.
+    columns = 1 + len(functions) * (2 if derivative else 1)
+    chunk = max(1024, 2 * GRID_CHUNK // columns)
     try:
         _run(
-            grid_chunks(grid, target, overflow),
+            grid_chunks(grid, target, overflow, chunk),
             functions,
             derivative,
             dtype.value,

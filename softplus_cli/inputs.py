@@ -28,6 +28,8 @@ NUMBER = re.compile(
 DECIMAL_COMMA = re.compile(r"[+-]?[0-9]*,[0-9]+")
 TOKEN = re.compile(rb"\S+")
 UTF8_BOM = b"\xef\xbb\xbf"
+# Blocks shorter than this are read by float() alone.
+JSON_MIN_BYTES = 4096
 # Bytes of the JSON values other than numbers: true, false, null and strings.
 JSON_ONLY_BYTES = tuple(bytes([byte]) for byte in b',"tfn')
 # The bytes that bytes.split() splits at.
@@ -208,7 +210,9 @@ def _json_floats(data: bytes) -> np.ndarray | None:
     """
     import numpy as np
 
-    if any(byte in data for byte in JSON_ONLY_BYTES):
+    # A few numbers, as `echo 1 | softplus eval -` gives, cost less than
+    # importing orjson.
+    if len(data) < JSON_MIN_BYTES or any(byte in data for byte in JSON_ONLY_BYTES):
         return None
     orjson = _orjson()
     if orjson is None:

@@ -378,6 +378,14 @@ def test_utf8_byte_order_mark_is_skipped():
 # --- the orjson reader -------------------------------------------------------------
 
 
+@pytest.fixture
+def orjson_for_any_size(monkeypatch):
+    """Send even one-line blocks through orjson, which larger blocks take."""
+    from softplus_cli import inputs
+
+    monkeypatch.setattr(inputs, "JSON_MIN_BYTES", 0)
+
+
 def random_token(rng: np.random.Generator) -> str:
     """Return a decimal token of any form the reader accepts, or a near miss."""
     digits = "".join(rng.choice(list("0123456789"), rng.integers(1, 30)))
@@ -407,7 +415,7 @@ def parse_both(data: bytes, dtype: np.dtype, monkeypatch) -> tuple:
 
 
 @pytest.mark.parametrize("dtype", ALL_DTYPES, ids=str)
-def test_orjson_reader_reads_as_float_does(dtype, monkeypatch):
+def test_orjson_reader_reads_as_float_does(dtype, monkeypatch, orjson_for_any_size):
     import math
 
     from softplus_cli import inputs
@@ -462,14 +470,32 @@ def is_json(token: str) -> bool:
         b"   \n",
     ],
 )
-def test_orjson_reader_agrees_on_edge_cases(data, monkeypatch):
+def test_orjson_reader_agrees_on_edge_cases(data, monkeypatch, orjson_for_any_size):
     for dtype in ALL_DTYPES:
         fast, slow = parse_both(data, dtype, monkeypatch)
         assert fast == slow
 
 
-def test_minus_zero_keeps_its_sign():
+def test_minus_zero_keeps_its_sign(orjson_for_any_size):
     from softplus_cli import inputs
 
+    assert inputs._json_floats(b"-0\n0\n-0\n") is not None
     narrow, _ = inputs.parse_block(inputs.Block(b"-0\n0\n-0\n", 1), np.dtype("f8"))
     assert np.signbit(narrow).tolist() == [True, False, True]
+
+
+def test_few_numbers_do_not_import_orjson():
+    import subprocess
+    import sys
+
+    program = (
+        "import io, sys; import numpy as np; "
+        "from softplus_cli.inputs import Overflow, read_stream; "
+        "chunks = read_stream(io.BytesIO(b'1\\n-2\\n'), np.dtype('f4'), Overflow()); "
+        "print([chunk.tolist() for chunk in chunks]); "
+        "print('orjson' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.splitlines() == ["[[1.0, -2.0]]", "False"]
