@@ -175,7 +175,129 @@ class SoftplusGroup(TyperGroup):
         sys.exit(code)
 
 
-class NumberArgumentsCommand(TyperCommand):
+class SoftplusCommand(TyperCommand):
+    """A command that rejects an option given twice, unless it is repeatable.
+
+    Click keeps the last value of an option given twice and drops the others
+    without a word. This rejects a value option such as `--range` given more
+    than once, and an on/off flag given both ways (`--header --no-header`).
+    Options declared with `multiple`, such as `-f`, may repeat.
+    """
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        help_requested = any(
+            token in ctx.help_option_names for token in _before_double_dash(args)
+        )
+        if not help_requested:
+            _reject_repeated_options(self.params, args)
+        return super().parse_args(ctx, args)
+
+
+def _before_double_dash(args: list[str]) -> list[str]:
+    return args[: args.index("--")] if "--" in args else args
+
+
+def _value_options(params: Sequence[Any]) -> dict[str, Any]:
+    """Map each name of an option that takes a value to its parameter."""
+    return {
+        name: param
+        for param in params
+        if param.param_type_name == "option"
+        and not getattr(param, "is_flag", False)
+        and not getattr(param, "count", False)
+        for name in (*param.opts, *param.secondary_opts)
+    }
+
+
+def _option_with_value(
+    token: str, value_options: dict[str, Any]
+) -> tuple[str, str | None] | None:
+    """Return the option in `token` that takes a value, and the value if attached.
+
+    Reads `token` as Click does: `--name` or `--name=value`, and a cluster of
+    short options such as `-df` or `-n5`, where the first short option that
+    takes a value takes the rest of the cluster as its value. The value is None
+    when it is the next token. Returns None when `token` sets flags only.
+    """
+    if token.startswith("--"):
+        name, equals, value = token.partition("=")
+        if name not in value_options:
+            return None
+        return name, value if equals else None
+    for index in range(1, len(token)):
+        name = f"-{token[index]}"
+        if name in value_options:
+            rest = token[index + 1 :]
+            return name, rest or None
+    return None
+
+
+def _long_name(param: Any) -> str:
+    return next((name for name in param.opts if name.startswith("--")), param.opts[0])
+
+
+def _option_occurrences(
+    args: list[str], value_options: dict[str, Any]
+) -> Iterator[tuple[str, str | None]]:
+    """Yield each option before `--` with its value, or with None for a flag.
+
+    An option whose value is missing is left out, for Click to report.
+    """
+    tokens = iter(_before_double_dash(args))
+    for token in tokens:
+        if token == "-" or not token.startswith("-"):
+            continue
+        found = _option_with_value(token, value_options)
+        if token.startswith("--"):
+            flags = [] if found is not None else [token]
+        else:
+            # In a cluster, the letters before an option that takes a value
+            # are flags.
+            letters = token[1:]
+            if found is not None:
+                letters = letters[: letters.index(found[0][1])]
+            flags = [f"-{letter}" for letter in letters]
+        for name in flags:
+            yield name, None
+        if found is not None:
+            name, value = found
+            if value is None:
+                value = next(tokens, None)
+            if value is not None:
+                yield name, value
+
+
+def _reject_repeated_options(params: Sequence[Any], args: list[str]) -> None:
+    """Fail on a value option given twice, or an on/off flag given both ways."""
+    value_options = _value_options(params)
+    flag_settings = {
+        name: (param, setting)
+        for param in params
+        if param.param_type_name == "option" and getattr(param, "is_flag", False)
+        for setting, names in ((True, param.opts), (False, param.secondary_opts))
+        for name in names
+    }
+    values: dict[str, str] = {}
+    flags: dict[str, str] = {}
+    for name, value in _option_occurrences(args, value_options):
+        if value is not None:
+            param = value_options[name]
+            if param.multiple:
+                continue
+            if param.name in values:
+                fail(
+                    f"{_long_name(param)} given twice ({values[param.name]} and "
+                    f"{value}): give it once"
+                )
+            values[param.name] = value
+        elif name in flag_settings:
+            param, setting = flag_settings[name]
+            earlier = flags.setdefault(param.name, name)
+            if flag_settings[earlier][1] != setting:
+                fail(f"{earlier} and {name} both given: give one of them")
+
+
+class NumberArgumentsCommand(SoftplusCommand):
     """A command whose arguments may be negative numbers such as -20, -1e-3 and -inf.
 
     Click reads any token that starts with a dash as an option. Before parsing,
@@ -185,13 +307,7 @@ class NumberArgumentsCommand(TyperCommand):
     """
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        takes_value = {
-            name: not getattr(param, "is_flag", False)
-            and not getattr(param, "count", False)
-            for param in self.params
-            if param.param_type_name == "option"
-            for name in (*param.opts, *param.secondary_opts)
-        }
+        value_options = _value_options(self.params)
         options: list[str] = []
         positional: list[str] = []
         tokens = iter(args)
@@ -207,30 +323,15 @@ class NumberArgumentsCommand(TyperCommand):
                 positional.append(token)
                 continue
             options.append(token)
-            needing_value = _option_needing_value(token, takes_value)
-            if needing_value is not None:
+            found = _option_with_value(token, value_options)
+            if found is not None and found[1] is None:
+                name = found[0]
                 value = next(tokens, None)
                 if value is None:
-                    message = f"Option '{needing_value}' requires an argument."
-                    raise BadOptionUsage(needing_value, message, ctx)
+                    message = f"Option '{name}' requires an argument."
+                    raise BadOptionUsage(name, message, ctx)
                 options.append(value)
         return super().parse_args(ctx, [*options, "--", *positional])
-
-
-def _option_needing_value(token: str, takes_value: dict[str, bool]) -> str | None:
-    """Return the option in `token` whose value is the next token, if any.
-
-    Handles `--name`, `--name=value`, `-x`, and clusters of short flags such as
-    `-df`, where only the last letter may take the next token as its value.
-    """
-    if token.startswith("--"):
-        return token if "=" not in token and takes_value.get(token, False) else None
-    for index in range(1, len(token)):
-        name = f"-{token[index]}"
-        if takes_value.get(name, False):
-            # The rest of the cluster, if any, is this option's value.
-            return name if index == len(token) - 1 else None
-    return None
 
 
 def with_parameter_options(command: Callable[..., None]) -> Callable[..., None]:
@@ -317,7 +418,8 @@ HeaderOption = Annotated[
     bool | None,
     typer.Option(
         "--header/--no-header",
-        help="Write a header row. Default: on for table and csv, off for tsv.",
+        help="Write a header row. Default: on for table and csv, off for tsv. "
+        "json, jsonl and numpy have none.",
         show_default=False,
     ),
 ]
@@ -425,8 +527,11 @@ def _run(
     from softplus_cli.console import make_console
     from softplus_cli.dtypes import resolve_dtype
     from softplus_cli.inputs import Block, parse_block
-    from softplus_cli.render import PlainWriter, make_writer
+    from softplus_cli.render import HEADERLESS_FORMATS, PlainWriter, make_writer
 
+    if header is not None and output_format in HEADERLESS_FORMATS:
+        flag = "--header" if header else "--no-header"
+        warn(f"{flag} has no effect with --format {output_format.value}")
     columns = [(ACTIVATIONS[name], False) for name in functions]
     if derivative:
         columns = [
@@ -447,7 +552,8 @@ def _run(
         title=_title(functions, dtype, parameters),
         make_console=make_console,
     )
-    encode = writer.encode if isinstance(writer, PlainWriter) else None
+    plain = writer if isinstance(writer, PlainWriter) else None
+    encode = plain.encode if plain else None
 
     def work(chunk: Any) -> tuple[Any, Any, Any]:
         counted = None
@@ -469,10 +575,10 @@ def _run(
         table, counted, encoded = done
         if counted is not None:
             overflow.merge(counted)
-        if encoded is None:
+        if plain is None:
             writer.write(table)
         else:
-            writer.write_encoded(encoded)
+            plain.write_encoded(encoded)
         started = True
         sys.stdout.flush()
 
@@ -747,7 +853,7 @@ def compare_command(
     _report_overflow(overflow, dtype.value)
 
 
-@app.command("explain")
+@app.command("explain", cls=SoftplusCommand)
 def explain_command(function: FunctionsOption = None) -> None:
     """Explain functions: formula, derivative, parameters and edge behaviour.
 

@@ -9,6 +9,7 @@ values of the narrow dtype. Those ties are settled from the exact decimal.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 import select
@@ -26,6 +27,9 @@ NUMBER = re.compile(
     re.IGNORECASE,
 )
 DECIMAL_COMMA = re.compile(r"[+-]?[0-9]*,[0-9]+")
+# Digits grouped in threes by commas, as in 1,000 and 12,345,678.5. A single
+# group, as in 1,000, may also be a decimal comma.
+THOUSANDS_SEPARATORS = re.compile(r"[+-]?[1-9][0-9]{0,2}(?:,[0-9]{3})+(?:\.[0-9]+)?")
 TOKEN = re.compile(rb"\S+")
 UTF8_BOM = b"\xef\xbb\xbf"
 # Blocks shorter than this are read by float() alone.
@@ -77,10 +81,18 @@ class Overflow:
 
 def describe_invalid(text: str, where: str) -> str:
     """Return the error message for `text`, which is not a number."""
-    if DECIMAL_COMMA.fullmatch(text):
-        fixed = text.replace(",", ".")
-        return f"invalid number {text!r} {where}: use a decimal point, as in {fixed}"
-    return f"invalid number {text!r} {where}: {NUMBER_HINT}"
+    message = f"invalid number {text!r} {where}"
+    decimal_comma = DECIMAL_COMMA.fullmatch(text)
+    thousands = THOUSANDS_SEPARATORS.fullmatch(text)
+    decimal_hint = f"use a decimal point, as in {text.replace(',', '.')}"
+    thousands_hint = f"no thousands separator, as in {text.replace(',', '')}"
+    if decimal_comma and thousands:
+        return f"{message}: {decimal_hint}, or {thousands_hint}"
+    if thousands:
+        return f"{message}: use {thousands_hint}"
+    if decimal_comma:
+        return f"{message}: {decimal_hint}"
+    return f"{message}: {NUMBER_HINT}"
 
 
 def round_to_dtype(
@@ -395,13 +407,16 @@ class Grid:
     """The points (offset + i·increment) / denominator for i in range(count).
 
     All three are integers, so every point is an exact rational and rounds
-    once to the dtype: the last point of -5:5:0.1 is exactly 5.
+    once to the dtype: the last point of -5:5:0.1 is exactly 5. A zero has no
+    sign as an integer, so `negative_zero_start` records a START written as -0,
+    which makes the first point -0.0.
     """
 
     offset: int
     increment: int
     denominator: int
     count: int
+    negative_zero_start: bool = False
 
     @property
     def first(self) -> Fraction:
@@ -471,12 +486,16 @@ def parse_range(spec: str, points: int | None) -> Grid:
                 f"invalid range {spec!r}: give either a STEP or --points, not both"
             )
         step = _decimal(parts[2], "STEP", spec)
-        return _stepped_grid(spec, start, stop, step)
-    if points is None:
+        grid = _stepped_grid(spec, start, stop, step)
+    elif points is None:
         raise InputError(
             f"invalid range {spec!r}: add a step, as in {spec}:0.5, or give --points N"
         )
-    return _counted_grid(spec, start, stop, points)
+    else:
+        grid = _counted_grid(spec, start, stop, points)
+    if start.is_zero() and start.is_signed():
+        grid = dataclasses.replace(grid, negative_zero_start=True)
+    return grid
 
 
 def _stepped_grid(spec: str, start: Decimal, stop: Decimal, step: Decimal) -> Grid:
@@ -530,6 +549,8 @@ def grid_chunks(
             wide = numerators.astype(np.float64) / float(grid.denominator)
         else:
             wide = np.array([float(exact(i)) for i in range(end - begin)])
+        if begin == 0 and grid.negative_zero_start:
+            wide[0] = -0.0
         narrow = round_to_dtype(wide, dtype, exact)
         count_overflow(narrow, overflow, lambda index: str(float(exact(index))))
         yield narrow

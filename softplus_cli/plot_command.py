@@ -26,6 +26,7 @@ from softplus_cli.cli import (
     _title,
     deferred_app,
     fail,
+    warn,
     with_parameter_options,
 )
 from softplus_cli.dtypes import DEFAULT_DTYPE
@@ -154,6 +155,11 @@ def plot_command(
     names = _selected(functions, ["softplus"])
     parameters = _checked(parameters or {}, names)
     if derivative_only:
+        if derivative:
+            warn(
+                "--derivative and --derivative-only both given: --derivative-only "
+                "wins, so only the derivatives are plotted"
+            )
         kinds = [True]
     elif derivative:
         kinds = [False, True]
@@ -202,15 +208,47 @@ def _terminal_cells(
     # The legend box takes 2 rows per curve plus 3. The title, the two frame edges,
     # the tick labels and the x label take 5 more.
     least = (MIN_WIDTH, 2 * curve_count + 8)
-    for option, value, minimum in zip(
-        ("--width", "--height"), cells, least, strict=True
+    for option, option_value, value, minimum in zip(
+        ("--width", "--height"), (width, height), cells, least, strict=True
     ):
-        if value < minimum:
-            fail(
-                f"invalid {option} {value}: {curve_count} curve(s) need at least "
-                f"{minimum} cells; set {option}, or write an image with --output"
-            )
+        if value >= minimum:
+            continue
+        if option_value is None:
+            fail(_terminal_too_small(option, value, minimum, curve_count))
+        fail(
+            f"invalid {option} {value}: {curve_count} curve(s) need at least "
+            f"{minimum} cells; use {option} {minimum} or more, or write an image "
+            "with --output"
+        )
     return cells
+
+
+def _terminal_too_small(option: str, cells: int, minimum: int, curve_count: int) -> str:
+    """Return the error for a plot that the terminal's size, or the COLUMNS or
+    LINES variable that overrides it, leaves too small."""
+    if option == "--width":
+        variable = "COLUMNS"
+        cause = f"the terminal is {cells} columns wide"
+        enlarge = "widen the terminal"
+    else:
+        variable = "LINES"
+        cause = f"the terminal has {cells + 2} rows, {cells} of them for the plot"
+        enlarge = "make the terminal taller"
+    # shutil.get_terminal_size takes the variable in place of the terminal's
+    # size when it is a positive integer.
+    try:
+        setting = int(os.environ.get(variable, ""))
+    except ValueError:
+        setting = 0
+    if setting > 0:
+        cause = f"{variable} is {setting}"
+        if variable == "LINES":
+            cause += f", leaving {cells} rows for the plot"
+        enlarge = f"raise {variable}"
+    return (
+        f"{cause}, but {curve_count} curve(s) need at least {minimum}: pass "
+        f"{option} {minimum} or more, {enlarge}, or write an image with --output"
+    )
 
 
 def _image_size(

@@ -40,6 +40,13 @@ class OutputFormat(enum.StrEnum):
     numpy = "numpy"
 
 
+# Formats without a header row: JSON names each value by its column, and NumPy's
+# repr has no column names.
+HEADERLESS_FORMATS = frozenset(
+    {OutputFormat.json, OutputFormat.jsonl, OutputFormat.numpy}
+)
+
+
 class TooManyRowsError(ValueError):
     """Raised when a table or NumPy repr would need more rows than it accepts."""
 

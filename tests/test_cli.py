@@ -117,6 +117,25 @@ def test_csv_no_header(runner):
     assert result.stdout == "1.0,1.3132616\n"
 
 
+@pytest.mark.parametrize("output_format", ["json", "jsonl", "numpy"])
+@pytest.mark.parametrize("flag", ["--header", "--no-header"])
+def test_header_flag_without_header_row_warns(runner, output_format, flag):
+    plain = invoke(runner, "eval", "1", "--format", output_format)
+    flagged = invoke(runner, "eval", "1", "--format", output_format, flag)
+    assert flagged.exit_code == 0
+    assert flagged.stdout == plain.stdout
+    assert flagged.stderr == (
+        f"softplus: warning: {flag} has no effect with --format {output_format}\n"
+    )
+
+
+@pytest.mark.parametrize("output_format", ["tsv", "csv", "table"])
+def test_header_flag_with_header_row_is_quiet(runner, output_format):
+    result = invoke(runner, "eval", "1", "--format", output_format, "--no-header")
+    assert result.exit_code == 0
+    assert result.stderr == ""
+
+
 def test_json_is_valid_and_lossless(runner):
     result = invoke(runner, "eval", "1", "inf", "nan", "-0.0", "--format", "json")
     rows = json.loads(result.stdout)
@@ -232,6 +251,16 @@ def test_compare_grid_has_no_drift(runner):
     assert xs[1] == "-4.9"
 
 
+def test_compare_range_from_minus_zero(runner):
+    result = invoke(runner, "compare", "--range", "-0:0:1", "--format", "tsv")
+    assert result.exit_code == 0
+    assert result.stdout.split("\t")[0] == "-0.0"
+    stepped = invoke(runner, "compare", "-r", "-0:1:1", "-f", "relu", "-D")
+    assert stepped.stdout == "-0.0\t0.0\n1.0\t1.0\n"
+    crossing = invoke(runner, "compare", "-r", "-1:1:1", "-f", "relu", "-D")
+    assert crossing.stdout.splitlines()[1] == "0.0\t0.0"
+
+
 def test_compare_stop_excluded_when_step_misses_it(runner):
     result = invoke(
         runner, "compare", "--range", "0:1:0.3", "-f", "relu", "--no-derivative"
@@ -267,6 +296,7 @@ def test_compare_large_grid_streams_in_plain_format(runner):
         (["eval", "-0x10"], ["'-0x10'", "argument 1"]),
         (["eval", "-1e"], ["'-1e'", "argument 1"]),
         (["eval", "0,5"], ["'0,5'", "decimal point", "0.5"]),
+        (["eval", "1,000"], ["'1,000'", "as in 1.000, or no thousands", "in 1000"]),
         (["eval", "1", "--dtype", "float8"], ["float8", "float32"]),
         (["eval", "1", "-f", "softpls"], ["'softpls'", "softplus, sigmoid, relu"]),
         (["eval", "1", "--beta", "0"], ["--beta", "greater than 0"]),
@@ -308,6 +338,7 @@ def test_bad_input_is_one_line_exit_2(runner, args, fragments):
     ("data", "fragments"),
     [
         ("0\n0,5\n1\n", ["'0,5'", "line 2", "decimal point"]),
+        ("0\n1,000\n", ["'1,000'", "line 2", "1.000, or no thousands", "1000"]),
         ("1\n2\n3 x4\n", ["'x4'", "line 3"]),
         ("1_000\n", ["'1_000'", "line 1"]),
         ("", ["no numbers"]),
@@ -331,6 +362,96 @@ def test_short_flags_cluster(runner):
     result = invoke(runner, "eval", "1", "-df", "sigmoid")
     assert result.exit_code == 0
     assert result.stdout == "1.0\t0.7310586\t0.19661193\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["compare", "--range", "-1:1", "--range", "0:5"],
+            "--range given twice (-1:1 and 0:5): give it once",
+        ),
+        (
+            ["eval", "1", "--dtype", "float16", "--dtype", "float64"],
+            "--dtype given twice (float16 and float64): give it once",
+        ),
+        (
+            ["eval", "1", "--format", "csv", "--format", "csv"],
+            "--format given twice (csv and csv): give it once",
+        ),
+        (
+            ["compare", "-r", "0:1:1", "--range=0:2:1"],
+            "--range given twice (0:1:1 and 0:2:1): give it once",
+        ),
+        (
+            ["compare", "-r0:1", "-dn3", "--points", "5"],
+            "--points given twice (3 and 5): give it once",
+        ),
+        (
+            ["eval", "-1", "--beta", "2", "-2", "--beta", "-3"],
+            "--beta given twice (2 and -3): give it once",
+        ),
+        (
+            ["plot", "--width", "40", "--width", "50"],
+            "--width given twice (40 and 50): give it once",
+        ),
+        (
+            ["check", "--seed", "1", "--seed", "2"],
+            "--seed given twice (1 and 2): give it once",
+        ),
+        (
+            ["eval", "1", "--header", "--no-header"],
+            "--header and --no-header both given: give one of them",
+        ),
+        (
+            ["compare", "-r", "0:1:1", "-dD"],
+            "-d and -D both given: give one of them",
+        ),
+    ],
+)
+def test_option_given_twice_is_usage_error(runner, args, message):
+    result = invoke(runner, *args)
+    assert_one_line_error(result, message)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["eval", "1", "-f", "relu", "-f", "sigmoid"],
+        ["eval", "1", "-df", "relu", "--function", "sigmoid"],
+        ["eval", "1", "-d", "--derivative"],
+        ["eval", "1", "--header", "--header"],
+        ["compare", "-r", "0:1:1", "-f", "relu", "-f", "sigmoid"],
+        ["explain", "-f", "relu", "-f", "sigmoid"],
+    ],
+)
+def test_repeatable_options_may_repeat(runner, args):
+    result = invoke(runner, *args)
+    assert result.exit_code == 0
+    assert result.stderr == ""
+
+
+def test_double_dash_ends_option_checks(runner):
+    result = invoke(runner, "eval", "--dtype", "float64", "--", "--dtype")
+    assert_one_line_error(result, "'--dtype' (argument 1)")
+
+
+def test_help_wins_over_option_given_twice(runner):
+    result = invoke(runner, "compare", "-r", "0:1:1", "-r", "0:2:1", "--help")
+    assert result.exit_code == 0
+    assert result.stdout.startswith("Usage: softplus compare")
+
+
+def test_every_command_rejects_options_given_twice():
+    import typer
+
+    from softplus_cli.cli import SoftplusCommand
+
+    group = typer.main.get_command(app)
+    context = typer.Context(group)
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
+        assert isinstance(command, SoftplusCommand), name
 
 
 def test_compare_short_derivative_flags(runner):

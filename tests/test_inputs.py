@@ -138,6 +138,34 @@ def test_decimal_comma_names_line_and_fix():
     )
 
 
+@pytest.mark.parametrize(
+    ("text", "hint"),
+    [
+        ("0,5", "use a decimal point, as in 0.5"),
+        ("0,500", "use a decimal point, as in 0.500"),
+        ("12,34", "use a decimal point, as in 12.34"),
+        ("1234,567", "use a decimal point, as in 1234.567"),
+        (
+            "1,000",
+            "use a decimal point, as in 1.000, or no thousands separator, as in 1000",
+        ),
+        (
+            "-12,345",
+            "use a decimal point, as in -12.345, "
+            "or no thousands separator, as in -12345",
+        ),
+        ("1,000,000", "use no thousands separator, as in 1000000"),
+        ("1,000.5", "use no thousands separator, as in 1000.5"),
+    ],
+)
+def test_comma_hint_offers_each_reading(text, hint):
+    with pytest.raises(InputError) as error:
+        read_all(f"1\n{text}\n".encode())
+    assert str(error.value) == (
+        f"invalid number {text!r} on line 2 of standard input: {hint}"
+    )
+
+
 def test_invalid_token_line_counts_across_blocks():
     data = b"1\n2\n3\n4\n5\nfive\n"
     with pytest.raises(InputError, match="invalid number 'five' on line 6 of standard"):
@@ -362,6 +390,35 @@ def test_grid_points_round_correctly(dtype):
         nearest(Fraction(-20000 + 123 * i, 10000), dtype) for i in range(len(values))
     ]
     assert bits(values) == bits(np.array(expected, dtype=dtype))
+
+
+@pytest.mark.parametrize(
+    ("spec", "points", "expected"),
+    [
+        ("-0:0:1", None, [-0.0]),
+        ("-0:1:0.5", None, [-0.0, 0.5, 1.0]),
+        ("-0.0:-1:-1", None, [-0.0, -1.0]),
+        ("-0e5:1", 3, [-0.0, 0.5, 1.0]),
+        ("-0:1", 1, [-0.0]),
+    ],
+)
+@pytest.mark.parametrize("dtype", ALL_DTYPES, ids=str)
+def test_grid_starting_at_minus_zero(spec, points, expected, dtype):
+    values = grid_values(spec, points, dtype=dtype)
+    assert bits(values) == bits(np.array(expected, dtype=dtype))
+
+
+@pytest.mark.parametrize("spec", ["0:1:1", "+0:1:1", "-1:1:1", "1:-0:-1"])
+def test_grid_stepped_zeros_stay_positive(spec):
+    values = grid_values(spec)
+    zeros = values[values == 0]
+    assert len(zeros) == 1
+    assert not np.signbit(zeros[0])
+
+
+def test_grid_minus_zero_only_in_first_chunk():
+    values = grid_values("-0:3:1", chunk=1)
+    assert np.signbit(values).tolist() == [True, False, False, False]
 
 
 def test_grid_beyond_float64_exactness_rounds_correctly():

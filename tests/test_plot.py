@@ -186,6 +186,17 @@ def test_derivative_only_plots_sigmoid_shape(runner):
     assert max(label for label, _ in axes.y_ticks) <= 1
 
 
+def test_derivative_with_derivative_only_warns(runner):
+    result = invoke(runner, "softplus", "-d", "--derivative-only", *TERMINAL)
+    assert result.exit_code == 0
+    assert result.stderr == (
+        "softplus: warning: --derivative and --derivative-only both given: "
+        "--derivative-only wins, so only the derivatives are plotted\n"
+    )
+    assert "│ ▚ softplus' │" in result.stdout
+    assert "softplus │" not in result.stdout
+
+
 def test_all_with_derivatives_lists_six_curves(runner):
     result = invoke(
         runner, "all", "-d", "--force-terminal", "--width", "100", "--height", "30"
@@ -389,6 +400,59 @@ def test_errors_are_one_line(runner, tmp_path, monkeypatch, args, fragments):
     result = invoke(runner, *args)
     assert_one_line_error(result, *fragments)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (
+            [],
+            {"COLUMNS": "20"},
+            "COLUMNS is 20, but 1 curve(s) need at least 30: pass --width 30 or "
+            "more, raise COLUMNS, or write an image with --output",
+        ),
+        (
+            ["all", "-d"],
+            {"LINES": "12"},
+            "LINES is 12, leaving 10 rows for the plot, but 6 curve(s) need at "
+            "least 20: pass --height 20 or more, raise LINES, or write an image "
+            "with --output",
+        ),
+    ],
+)
+def test_size_error_names_the_variable(runner, args, env, message):
+    env = {"COLUMNS": None, "LINES": None, "NO_COLOR": "1", **env}
+    result = runner.invoke(app, ["plot", *args, "--force-terminal"], env=env)
+    assert_one_line_error(result, message)
+
+
+@pytest.mark.parametrize(
+    ("args", "size", "message"),
+    [
+        (
+            [],
+            (20, 40),
+            "the terminal is 20 columns wide, but 1 curve(s) need at least 30: "
+            "pass --width 30 or more, widen the terminal, or write an image "
+            "with --output",
+        ),
+        (
+            ["all", "-d"],
+            (80, 12),
+            "the terminal has 12 rows, 10 of them for the plot, but 6 curve(s) "
+            "need at least 20: pass --height 20 or more, make the terminal "
+            "taller, or write an image with --output",
+        ),
+    ],
+)
+def test_size_error_names_the_terminal(runner, monkeypatch, args, size, message):
+    monkeypatch.setattr(
+        "softplus_cli.plot_command.shutil.get_terminal_size",
+        lambda: os.terminal_size(size),
+    )
+    env = {"COLUMNS": None, "LINES": None, "NO_COLOR": "1"}
+    result = runner.invoke(app, ["plot", *args, "--force-terminal"], env=env)
+    assert_one_line_error(result, message)
 
 
 # --- tick placement -----------------------------------------------------------
