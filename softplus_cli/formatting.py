@@ -10,10 +10,11 @@ values are `inf`, `-inf` and `nan`.
 
 `format_rows` writes whole rows of such text. For blocks of float32 and float64
 values it takes the text of the finite rows from orjson (about 20 ns a value in
-benchmarks/stages.py, against 460 ns for NumPy's `str`) and only places the
-separators. Other rows, small blocks, float16 and bfloat16, and all rows when
-orjson is missing or writes floats differently, take the per-value path: the
-shortest digits from Python's `repr` or NumPy's `str`, laid out the same way.
+benchmarks/stages.py, against about a microsecond on the per-value path) and
+only places the separators. Other rows, small blocks, float16 and bfloat16, and
+all rows when orjson is missing or writes floats differently, take the
+per-value path: the shortest digits from Python's `repr` or NumPy's `str`, laid
+out the same way.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import re
 import select
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -41,6 +42,10 @@ WHITESPACE = (b" ", b"\n", b"\t", b"\r", b"\x0b", b"\x0c")
 
 # Bytes read from a stream at a time, and the grid points made at a time.
 READ_SIZE = 1 << 20
+# Seconds spent gathering a block once its first bytes are in, and seconds a
+# producer may pause before the rows read so far are written.
+GATHER = 0.02
+PAUSE = 0.05
 GRID_CHUNK = 1 << 16
 
 NUMBER_HINT = "expected a decimal number such as 1.5, -2e-3, inf or nan"
@@ -288,31 +293,25 @@ def parse_block(block: Block, dtype: np.dtype) -> tuple[np.ndarray, Overflow]:
 
 
 def _read_available(stream: IO[bytes], size: int) -> bytes:
-    """Read up to `size` bytes, waiting only for the first.
+    """Read up to `size` bytes, waiting for the first and then at most GATHER
+    seconds for the rest.
 
     `read1` returns what is available, so rows from a slow producer come out as
     its lines arrive instead of once a whole block has filled. A Linux pipe
-    holds 64 KiB by default, so while more bytes are ready without waiting (as
-    `select` reports) this reads on, to parse in blocks of `size`, which costs
-    less per number.
+    holds 64 KiB by default, so while more bytes come within GATHER seconds
+    (as `select` reports) this reads on, to parse in blocks of `size`, which
+    costs less per number. The wait lets a fast producer that lost its CPU for
+    a moment fill the block.
     """
     read = getattr(stream, "read1", None)
     if read is None:
         return stream.read(size)
     block = read(size)
-    try:
-        descriptor = stream.fileno()
-    except (AttributeError, OSError, ValueError):
-        return block
     parts = [block]
     length = len(block)
+    deadline = time.monotonic() + GATHER
     while block and length < size:
-        try:
-            ready, _, _ = select.select([descriptor], [], [], 0)
-        except (OSError, ValueError):
-            # Windows selects on sockets only.
-            break
-        if not ready:
+        if not _ready(stream, max(0.0, deadline - time.monotonic())):
             break
         block = read(size - length)
         parts.append(block)
@@ -331,11 +330,12 @@ def _last_whitespace(data: bytes) -> int:
     return cut
 
 
-def _ready(stream: IO[bytes]) -> bool:
-    """Return whether reading `stream` returns at once; True when unknown."""
+def _ready(stream: IO[bytes], timeout: float = 0.0) -> bool:
+    """Return whether reading `stream` returns within `timeout` seconds; True
+    when that cannot be known (Windows selects on sockets only)."""
     try:
         descriptor = stream.fileno()
-        ready, _, _ = select.select([descriptor], [], [], 0)
+        ready, _, _ = select.select([descriptor], [], [], timeout)
     except (AttributeError, OSError, ValueError):
         return True
     return bool(ready)
@@ -348,14 +348,15 @@ def read_blocks(
     tokens, so that memory stays proportional to `read_size` plus the longest
     token, however long the stream.
 
-    With `idle`, yield None before each read that would wait for the
-    producer, so that a consumer holding finished work can write it first.
+    With `idle`, yield None before each read that would wait more than PAUSE
+    seconds for the producer, so that a consumer holding finished work can
+    write it first.
     """
     carry = b""
     line = 1
     first = True
     while True:
-        if idle and not _ready(stream):
+        if idle and not _ready(stream, PAUSE):
             yield None
         block = _read_available(stream, read_size)
         if first:
