@@ -268,8 +268,6 @@ def _jax(
         raise MissingFrameworkError("jax is not installed: pip install jax") from None
     import jax.numpy as jnp  # type: ignore[import-not-found]
 
-    # NOTE: this path has not run here because jax was not installed on the
-    # machine where the project was tested.
     _require_defaults("jax", name, parameters)
     jax.config.update("jax_enable_x64", True)
     function = {

@@ -191,6 +191,19 @@ def test_against_torch_reports_every_function(runner):
     assert list(rows) == ROWS
 
 
+@pytest.mark.skipif(
+    importlib.util.find_spec("jax") is None, reason="jax is not installed"
+)
+def test_against_jax_reports_every_function(runner):
+    result = check(runner, "--against", "jax", "--dtype", "bfloat16", "--exhaustive")
+    assert result.exit_code == 1, result.output
+    _, rows = report(result.stdout)
+    assert list(rows) == ROWS
+    # jax flushes the 127 positive subnormal bfloat16 inputs of relu to 0.
+    assert rows["relu"]["not correctly rounded"] == "127"
+    assert rows["relu"]["subnormal"] == "0/127"
+
+
 @pytest.mark.parametrize(
     ("args", "fragments"),
     [
