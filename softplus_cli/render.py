@@ -85,8 +85,13 @@ def column_strings(values: np.ndarray) -> list[str]:
 
     NumPy's default precision of 8 digits would cut float64 values, so the
     precision is raised until each value prints its shortest unique digits.
+    NumPy prints bfloat16 with 6 digits whatever the value (`0.100098` for
+    0.1), so bfloat16 columns take the plain formats' shortest strings.
     """
     import numpy as np
+
+    if values.dtype.name == "bfloat16":
+        return shortest_strings(values)
 
     text = np.array2string(
         values,

@@ -347,3 +347,10 @@ def test_non_ascii_separators():
         "→ 0.5 · 0.5",
         "→ -0.00002 · -0.00002",
     ]
+
+
+def test_bfloat16_table_cells_are_shortest():
+    from softplus_cli.render import column_strings
+
+    values = np.array([-1.0, 0.1, 3.0468750], dtype=ml_dtypes.bfloat16)
+    assert column_strings(values) == ["-1.0", "0.1", "3.05"]
