@@ -688,14 +688,19 @@ def _shortened(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _stdin_chunks() -> Iterator[Any]:
+def _stdin_chunks(results: int) -> Iterator[Any]:
     """Yield the blocks of stdin, and the None that `read_blocks` yields before
-    waiting for more; raise InputError if stdin holds no numbers."""
-    from softplus_cli.inputs import NO_NUMBERS, InputError, read_blocks
+    waiting for more; raise InputError if stdin holds no numbers.
 
+    Blocks are smaller the more result columns each line has, which keeps the
+    memory of the blocks in flight flat.
+    """
+    from softplus_cli.inputs import NO_NUMBERS, READ_SIZE, InputError, read_blocks
+
+    read_size = max(1 << 16, 2 * READ_SIZE // (1 + results))
     # Every token other than whitespace is a number or an error.
     numbers = False
-    for block in read_blocks(sys.stdin.buffer, idle=True):
+    for block in read_blocks(sys.stdin.buffer, read_size, idle=True):
         numbers = numbers or (block is not None and not block.data.isspace())
         yield block
     if not numbers:
@@ -746,7 +751,7 @@ def eval_command(
     if texts == ["-"] and sys.stdin is None:
         fail("stdin is closed: pass the numbers as arguments, or pipe them in")
     if texts == ["-"] or (not texts and _stdin_is_piped()):
-        chunks = _stdin_chunks()
+        chunks = _stdin_chunks(len(functions) * (2 if derivative else 1))
     elif not texts:
         fail("no numbers given: pass them as arguments, or pipe them to stdin")
     elif "-" in texts:
