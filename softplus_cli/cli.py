@@ -389,7 +389,7 @@ FunctionsOption = Annotated[
     typer.Option(
         "--function",
         "-f",
-        help=f"Function to evaluate: {', '.join(ACTIVATIONS)}, or all. Repeatable.",
+        help=f"Function: {', '.join(ACTIVATIONS)}, or all. Repeatable.",
         metavar="NAME",
         show_default=False,
     ),
@@ -671,16 +671,23 @@ def _checked(
 
 
 def _report_overflow(overflow: Any, dtype: str) -> None:
-    fix = "" if dtype == "float64" else "; use --dtype float64 to keep them"
+    def fix(first: str, lost: Callable[[float], bool]) -> str:
+        # float64 keeps the input only if it is within float64's own range.
+        if dtype == "float64" or lost(float(first)):
+            return ""
+        return "; use --dtype float64 to keep them"
+
     if overflow.count:
+        advice = fix(overflow.first, lambda value: abs(value) == float("inf"))
         warn(
             f"{overflow.count} input(s) beyond the range of {dtype} became ±inf "
-            f"(first: {_shortened(overflow.first)}){fix}"
+            f"(first: {_shortened(overflow.first)}){advice}"
         )
     if overflow.underflow_count:
+        advice = fix(overflow.underflow_first, lambda value: value == 0)
         warn(
             f"{overflow.underflow_count} nonzero input(s) too small for {dtype} "
-            f"became 0 (first: {_shortened(overflow.underflow_first)}){fix}"
+            f"became 0 (first: {_shortened(overflow.underflow_first)}){advice}"
         )
 
 
@@ -688,16 +695,23 @@ def _shortened(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _stdin_chunks(results: int) -> Iterator[Any]:
+# Bytes of stdin a block, divided by the columns of each output line and by 2
+# more for JSON, whose lines repeat the column names. With short tokens, as
+# `seq` writes, a block of 512 KiB is about 75,000 lines.
+STDIN_BLOCK = 1 << 20
+
+
+def _stdin_chunks(results: int, output_format: OutputFormat) -> Iterator[Any]:
     """Yield the blocks of stdin, and the None that `read_blocks` yields before
     waiting for more; raise InputError if stdin holds no numbers.
 
-    Blocks are smaller the more result columns each line has, which keeps the
+    Blocks are smaller the more text each input line makes, which keeps the
     memory of the blocks in flight flat.
     """
-    from softplus_cli.inputs import NO_NUMBERS, READ_SIZE, InputError, read_blocks
+    from softplus_cli.inputs import NO_NUMBERS, InputError, read_blocks
 
-    read_size = max(1 << 16, 2 * READ_SIZE // (1 + results))
+    json = output_format in (OutputFormat.json, OutputFormat.jsonl)
+    read_size = max(1 << 16, STDIN_BLOCK // (1 + results) // (2 if json else 1))
     # Every token other than whitespace is a number or an error.
     numbers = False
     for block in read_blocks(sys.stdin.buffer, read_size, idle=True):
@@ -751,7 +765,8 @@ def eval_command(
     if texts == ["-"] and sys.stdin is None:
         fail("stdin is closed: pass the numbers as arguments, or pipe them in")
     if texts == ["-"] or (not texts and _stdin_is_piped()):
-        chunks = _stdin_chunks(len(functions) * (2 if derivative else 1))
+        results = len(functions) * (2 if derivative else 1)
+        chunks = _stdin_chunks(results, resolve_format(output_format, sys.stdout))
     elif not texts:
         fail("no numbers given: pass them as arguments, or pipe them to stdin")
     elif "-" in texts:
@@ -859,12 +874,25 @@ def compare_command(
 
 
 @app.command("explain", cls=SoftplusCommand)
-def explain_command(function: FunctionsOption = None) -> None:
+def explain_command(
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help=f"Functions to explain: {', '.join(ACTIVATIONS)}, or all (the "
+            "default). The same as -f NAME.",
+            show_default=False,
+            metavar="[FUNCTION]...",
+        ),
+    ] = None,
+    function: FunctionsOption = None,
+) -> None:
     """Explain functions: formula, derivative, parameters and edge behaviour.
 
-    softplus explain -f softplus -f relu shows how softplus differs from ReLU.
+    softplus explain softplus relu (or -f softplus -f relu) shows how softplus
+    differs from ReLU.
     """
-    for index, name in enumerate(_selected(function, ["all"])):
+    chosen = [*(names or []), *(function or [])]
+    for index, name in enumerate(_selected(chosen, ["all"])):
         activation = ACTIVATIONS[name]
         if index:
             print()
@@ -888,4 +916,9 @@ def main() -> None:
     if sys.stdout is None:
         report("error: stdout is closed: redirect it to a file or a pipe")
         sys.exit(1)
+    # Formulas use σ and β: an ASCII or Latin-1 stdout gets escapes for them
+    # instead of an error.
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(errors="backslashreplace")
     app()

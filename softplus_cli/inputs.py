@@ -49,6 +49,11 @@ PAUSE = 0.05
 GRID_CHUNK = 1 << 16
 
 NUMBER_HINT = "expected a decimal number such as 1.5, -2e-3, inf or nan"
+# Characters of an invalid token that its error message shows.
+SHOWN_CHARACTERS = 40
+# A token this long is not a number anyone writes: stop reading instead of
+# holding more of it.
+MAX_TOKEN_BYTES = 1 << 24
 
 
 # Range ends and steps must be float64 numbers: larger ones overflow and
@@ -86,7 +91,8 @@ class Overflow:
 
 def describe_invalid(text: str, where: str) -> str:
     """Return the error message for `text`, which is not a number."""
-    message = f"invalid number {text!r} {where}"
+    shown = text if len(text) <= SHOWN_CHARACTERS else text[:SHOWN_CHARACTERS] + "…"
+    message = f"invalid number {shown!r} {where}"
     decimal_comma = DECIMAL_COMMA.fullmatch(text)
     thousands = THOUSANDS_SEPARATORS.fullmatch(text)
     decimal_hint = f"use a decimal point, as in {text.replace(',', '.')}"
@@ -358,7 +364,13 @@ def read_blocks(
     while True:
         if idle and not _ready(stream, PAUSE):
             yield None
-        block = _read_available(stream, read_size)
+        try:
+            block = _read_available(stream, read_size)
+        except OSError as error:
+            raise InputError(
+                f"cannot read standard input: {error.strerror or error}; "
+                "pipe or redirect the numbers into it"
+            ) from None
         if first:
             # Editors on Windows start UTF-8 files with a byte order mark.
             block = block.removeprefix(UTF8_BOM)
@@ -368,6 +380,13 @@ def read_blocks(
             # The last token may continue in the next block.
             cut = _last_whitespace(data)
             data, carry = data[: cut + 1], data[cut + 1 :]
+            if len(carry) > MAX_TOKEN_BYTES:
+                line += data.count(b"\n")
+                raise InputError(
+                    f"invalid input on line {line} of standard input: more than "
+                    f"{MAX_TOKEN_BYTES >> 20} MiB without whitespace; separate "
+                    "numbers with spaces or newlines"
+                )
         else:
             carry = b""
         if data:

@@ -186,6 +186,14 @@ def test_eval_overflowing_input_warns(runner):
     assert "--dtype float64" in result.stderr
 
 
+@pytest.mark.parametrize("text", ["1e400", "1e-400"])
+def test_input_beyond_float64_gets_no_float64_advice(runner, text):
+    result = invoke(runner, "eval", text, "--dtype", "float32")
+    assert result.exit_code == 0
+    assert text in result.stderr
+    assert "--dtype float64" not in result.stderr
+
+
 def table_numbers(text):
     rows = [line for line in text.splitlines() if line.startswith("│")]
     return [[float(cell) for cell in row.strip("│").split("│")] for row in rows]
@@ -604,3 +612,45 @@ def test_deferred_commands_are_listed_by_their_own_summary():
     assert result.stdout.splitlines()[-1] == "[]"
     for deferred in DEFERRED_COMMANDS:
         assert f"  {deferred.name} " in result.stdout
+
+
+def test_ascii_stdout_gets_escapes_not_an_error():
+    import os
+    import subprocess
+    import sys
+
+    environment = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    result = subprocess.run(
+        [sys.executable, "-m", "softplus_cli", "explain", "-f", "sigmoid"],
+        capture_output=True,
+        text=True,
+        env=environment,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "\\u03c3(x)" in result.stdout
+
+
+def test_unreadable_stdin_is_one_line_error(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "write-only"
+    with open(path, "w") as write_only:
+        result = subprocess.run(
+            [sys.executable, "-m", "softplus_cli", "eval", "-"],
+            stdin=write_only,
+            capture_output=True,
+            text=True,
+        )
+    assert result.returncode == 2
+    assert result.stderr.startswith("softplus: error: cannot read standard input")
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_explain_takes_names_as_arguments_or_options(runner):
+    as_arguments = invoke(runner, "explain", "sigmoid", "relu")
+    as_options = invoke(runner, "explain", "-f", "sigmoid", "-f", "relu")
+    assert as_arguments.exit_code == 0
+    assert as_arguments.stdout == as_options.stdout
+    assert as_arguments.stdout.startswith("sigmoid:")
+    assert "\nrelu:" in as_arguments.stdout

@@ -556,3 +556,21 @@ def test_few_numbers_do_not_import_orjson():
         [sys.executable, "-c", program], capture_output=True, text=True, check=True
     )
     assert result.stdout.splitlines() == ["[[1.0, -2.0]]", "False"]
+
+
+def test_token_without_end_is_an_error(monkeypatch):
+    from softplus_cli import inputs
+
+    monkeypatch.setattr(inputs, "MAX_TOKEN_BYTES", 1000)
+    stream = io.BytesIO(b"1\n2\n" + b"7" * 5000)
+    with pytest.raises(InputError, match="line 3 .*more than .* without whitespace"):
+        list(read_stream(stream, np.dtype(np.float32), Overflow(), read_size=512))
+
+
+def test_long_invalid_token_is_shortened():
+    stream = io.BytesIO(b"1\n" + b"a" * 100_000 + b"\n")
+    with pytest.raises(InputError) as raised:
+        list(read_stream(stream, np.dtype(np.float32), Overflow()))
+    message = str(raised.value)
+    assert "'" + "a" * 40 + "…'" in message
+    assert len(message) < 200
