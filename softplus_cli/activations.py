@@ -285,6 +285,9 @@ def _sigmoid_derivative_approx(x: np.ndarray, parameters: Parameters) -> np.ndar
     return e / (denominator * denominator)
 
 
+# NOTE: relu follows Keras's documented formula. Keras's code clips the values
+# above the threshold to [0, max_value] when max_value is set, so with a
+# negative threshold it returns 0, not x, between the threshold and 0.
 def _relu_approx(x: np.ndarray, parameters: Parameters) -> np.ndarray:
     import numpy as np
 

@@ -769,6 +769,8 @@ def eval_command(
         chunks = _stdin_chunks(results, resolve_format(output_format, sys.stdout))
     elif not texts:
         fail("no numbers given: pass them as arguments, or pipe them to stdin")
+    elif texts.count("-") > 1:
+        fail("'-' (read stdin) is given more than once: give it once")
     elif "-" in texts:
         fail("'-' (read stdin) cannot be mixed with numbers: give one or the other")
     else:

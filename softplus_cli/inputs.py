@@ -473,12 +473,12 @@ def _decimal(text: str, role: str, spec: str) -> Decimal:
     return value
 
 
-def _checked_count(spec: str, count: int) -> int:
+def _checked_count(spec: str, count: int, fix: str = "use a larger step") -> int:
     if count > MAX_GRID_POINTS:
         shown = f"{count:,}" if count < 10**15 else f"about {float(count):.1e}"
         raise InputError(
             f"invalid range {spec!r}: {shown} points is more than the "
-            f"{MAX_GRID_POINTS:,} allowed; use a larger step"
+            f"{MAX_GRID_POINTS:,} allowed; {fix}"
         )
     return count
 
@@ -535,7 +535,7 @@ def _stepped_grid(spec: str, start: Decimal, stop: Decimal, step: Decimal) -> Gr
 def _counted_grid(spec: str, start: Decimal, stop: Decimal, points: int) -> Grid:
     if points < 1:
         raise InputError(f"invalid --points {points}: must be at least 1")
-    _checked_count(spec, points)
+    _checked_count(spec, points, "use fewer --points")
     (first, last), denominator = _scaled_integers(start, stop)
     if points == 1:
         return Grid(first, 0, denominator, 1)

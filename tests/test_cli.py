@@ -654,3 +654,12 @@ def test_explain_takes_names_as_arguments_or_options(runner):
     assert as_arguments.stdout == as_options.stdout
     assert as_arguments.stdout.startswith("sigmoid:")
     assert "\nrelu:" in as_arguments.stdout
+
+
+def test_stdin_dash_given_twice(runner):
+    assert_one_line_error(invoke(runner, "eval", "-", "-"), "more than once")
+
+
+def test_too_many_points_names_points(runner):
+    result = invoke(runner, "compare", "-r", "0:1", "-n", "10000000000000")
+    assert_one_line_error(result, "use fewer --points")
