@@ -47,10 +47,20 @@ MAX_PIXELS = 10_000
 # Ten points per pixel column of the widest image. More points only cost time,
 # because every point is evaluated with correct rounding.
 MAX_POINTS = 100_000
+# The largest |x| or |y| a plot shows. An axis at most 2e300 wide keeps the tick
+# arithmetic of nice_ticks and of matplotlib far from float64 overflow. The
+# MaxNLocator of matplotlib 3.11 multiplies its tick scale by up to 20, and it
+# overflows on an x axis from -8e307 to 8e307.
+MAX_MAGNITUDE = 1e300
+# nice_ticks puts ticks only at the ends of an axis whose even tick spacing is
+# smaller than this.
+MIN_TICK_SPACING = 1e-318
 # SVG lengths are in points (1/72 in) and browsers draw 96 CSS pixels to the
 # inch, so a figure W/96 inches wide is W pixels wide both as PNG and as SVG.
 IMAGE_DPI = 96
-IMAGE_INSTALL_HINT = "pip install 'softplus[plot]'"
+# The floor of the `plot` extra in pyproject.toml. The package is installed
+# from a clone, so `pip install 'softplus[plot]'` would look on PyPI instead.
+IMAGE_INSTALL_HINT = "pip install 'matplotlib>=3.7'"
 # plotext markers: quadrant blocks, braille dots, then single characters, enough
 # for all three functions with their derivatives.
 COLORLESS_MARKERS = ["hd", "braille", "•", "+", "x", "o"]
@@ -173,12 +183,13 @@ def plot_command(
         cells = _terminal_cells(size, width, height, force_terminal, curve_count)
         columns = cells[0]
 
-    grid = _grid(range_spec, points, default_points=2 * columns + 1)
+    grid = _grid(range_spec, points, columns, width)
     curves = _curves(grid, names, kinds, dtype.value, parameters)
+    _check_magnitudes(curves, range_spec)
     title = _title(names, dtype.value, parameters)
 
     if output is not None:
-        _write_image(curves, title, output, image_size)
+        _write_image(curves, title, output, image_size, range_spec)
     else:
         color = "NO_COLOR" not in os.environ
         text = _render_text(curves, title, cells, color)
@@ -277,12 +288,21 @@ def _image_size(
     return pixels
 
 
-def _grid(range_spec: str, points: int | None, default_points: int) -> "Grid":
-    """Parse --range into a grid of at least 2 and at most MAX_POINTS points."""
+def _grid(
+    range_spec: str, points: int | None, columns: int, width: int | None
+) -> "Grid":
+    """Parse --range into a grid of at least 2 and at most MAX_POINTS points.
+
+    Without a STEP or --points, the grid has 2 points per column plus one.
+    `width` is the --width option, which the error for too many columns names.
+    """
     from softplus_cli.inputs import InputError, parse_range
 
     if points is None and range_spec.count(":") == 1:
-        points = default_points
+        points = 2 * columns + 1
+        # Images are at most MAX_PIXELS wide, so only a terminal plot gets here.
+        if points > MAX_POINTS:
+            fail(_too_wide(width, columns))
     try:
         grid = parse_range(range_spec, points)
     except InputError as error:
@@ -295,6 +315,27 @@ def _grid(range_spec: str, points: int | None, default_points: int) -> "Grid":
     if grid.count < 2 or grid.first == grid.last:
         fail(f"invalid range {range_spec!r}: a plot needs 2 or more distinct points")
     return grid
+
+
+def _too_wide(width: int | None, columns: int) -> str:
+    """Return the error for a terminal plot too wide for its default points."""
+    # shutil.get_terminal_size takes COLUMNS in place of the terminal's width
+    # when it is a positive integer.
+    try:
+        from_variable = int(os.environ.get("COLUMNS", "")) == columns
+    except ValueError:
+        from_variable = False
+    if width is not None:
+        cause = f"invalid --width {width}"
+    elif from_variable:
+        cause = f"COLUMNS is {columns}"
+    else:
+        cause = f"the terminal is {columns} columns wide"
+    return (
+        f"{cause}: at 2 points per cell plus one, the plot takes {2 * columns + 1} "
+        f"points, more than the {MAX_POINTS} a plot can show; use --width "
+        f"{(MAX_POINTS - 1) // 2} or less, or set the points with --points N"
+    )
 
 
 def _curves(
@@ -339,6 +380,31 @@ def _curves(
     return curves
 
 
+def _check_magnitudes(curves: list[Curve], range_spec: str) -> None:
+    """Fail if an x or y value is beyond ±MAX_MAGNITUDE."""
+    for curve in curves:
+        x = _farthest_from_zero(curve.x)
+        if abs(x) > MAX_MAGNITUDE:
+            fail(
+                f"invalid range {range_spec!r}: x reaches {x!r}, beyond the "
+                f"±{MAX_MAGNITUDE:g} a plot can show; use a range within "
+                f"-{MAX_MAGNITUDE:g}:{MAX_MAGNITUDE:g}"
+            )
+    for curve in curves:
+        y = _farthest_from_zero(curve.y)
+        if abs(y) > MAX_MAGNITUDE:
+            fail(
+                f"{curve.label} reaches {y!r} on the range {range_spec!r}, beyond "
+                f"the ±{MAX_MAGNITUDE:g} a plot can show: narrow --range"
+            )
+
+
+def _farthest_from_zero(values: "np.ndarray") -> float:
+    import numpy as np
+
+    return float(values[np.argmax(np.abs(values))])
+
+
 def _limits(curves: list[Curve], axis: str) -> tuple[float, float]:
     """Return the (low, high) data limits on `axis`, widened if they are equal."""
     low = min(float(getattr(curve, axis).min()) for curve in curves)
@@ -356,6 +422,10 @@ def nice_ticks(low: float, high: float, count: int) -> tuple[list[float], list[s
     -4 -2 0 2 4 rather than -5.0 -3.3 -1.7 0.0 1.7 3.3 5.0.
     """
     raw = (high - low) / max(count - 1, 1)
+    # A spacing this close to the smallest subnormal (5e-324) leaves no room for
+    # a 1, 2, 2.5 or 5 step, because the steps round to a few subnormal units.
+    if raw < MIN_TICK_SPACING:
+        return [low, high], [f"{low:.3g}", f"{high:.3g}"]
     magnitude = 10.0 ** math.floor(math.log10(raw))
     steps = [m * magnitude for m in (0.25, 0.5, 1, 2, 2.5, 5, 10)]
     # The smallest step of at least 0.8 times the even spacing, so at most 25% more
@@ -430,7 +500,11 @@ def _import_plotext() -> Any:
 
 
 def _write_image(
-    curves: list[Curve], title: str, path: Path, pixels: tuple[int, int]
+    curves: list[Curve],
+    title: str,
+    path: Path,
+    pixels: tuple[int, int],
+    range_spec: str,
 ) -> None:
     """Write the curves to a PNG or SVG file of `pixels` (width, height)."""
     try:
@@ -450,7 +524,18 @@ def _write_image(
         axes.plot(curve.x, curve.y, style, label=curve.label, linewidth=1.8)
     axes.axhline(0, color="0.6", linewidth=0.8)
     axes.axvline(0, color="0.6", linewidth=0.8)
-    axes.set_xlim(*_limits(curves, "x"))
+    x_limits = _limits(curves, "x")
+    # set_xlim widens limits that its locator finds singular: all within about
+    # 2e-287 of 0, or apart by at most about 1e-15 of the larger. Such an axis
+    # would show the curves as a dot.
+    if axes.xaxis.get_major_locator().nonsingular(*x_limits) != x_limits:
+        low, high = x_limits
+        fail(
+            f"invalid range {range_spec!r}: matplotlib cannot draw an x axis from "
+            f"{low!r} to {high!r}; widen the range, or draw it in the terminal "
+            "with --force-terminal"
+        )
+    axes.set_xlim(*x_limits)
     axes.grid(True, color="0.9")
     axes.set_xlabel("x")
     axes.set_ylabel("y")

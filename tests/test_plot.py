@@ -349,7 +349,8 @@ def test_output_without_matplotlib_says_how_to_install(runner, tmp_path, monkeyp
     hide_matplotlib(monkeypatch)
     path = tmp_path / "plot.png"
     result = invoke(runner, "softplus", "--output", str(path))
-    assert_one_line_error(result, "matplotlib", "pip install 'softplus[plot]'")
+    assert_one_line_error(result, "matplotlib", "pip install 'matplotlib>=3.7'")
+    assert "softplus[plot]" not in result.stderr
     assert not path.exists()
 
 
@@ -393,6 +394,35 @@ def test_unwritable_output_is_a_runtime_error(runner, tmp_path):
         (["-o", "plot.png", "--size", "50x50"], ["between 200 and 10000"]),
         (["-o", "plot.png", "--size", "20000x500"], ["between 200 and 10000"]),
         (["-o", "plot.png", "--width", "80"], ["use --size WxH with --output"]),
+        (
+            ["--range", "-1e308:1e308", "--dtype", "float64", *TERMINAL],
+            ["invalid range '-1e308:1e308'", "within -1e+300:1e+300"],
+        ),
+        (
+            ["--range", "-1e308:1e308", "--dtype", "float64", "-o", "plot.png"],
+            ["invalid range '-1e308:1e308'", "within -1e+300:1e+300"],
+        ),
+        (
+            ["--range", "-8e307:8e307", "--dtype", "float64", "-o", "plot.png"],
+            ["x reaches -8e+307", "within -1e+300:1e+300"],
+        ),
+        (
+            ["--range", "1e300:1.0000001e300", "--dtype", "float64", *TERMINAL],
+            ["x reaches 1.0000001e+300", "within -1e+300:1e+300"],
+        ),
+        (
+            ["relu", "--negative-slope", "1e300", "-r", "-10:1", "--dtype", "float64"]
+            + TERMINAL,
+            ["relu reaches -1e+301 on the range '-10:1'", "narrow --range"],
+        ),
+        (
+            ["--range", "0:1e-300", "--dtype", "float64", "-o", "plot.png"],
+            ["matplotlib cannot draw an x axis from 0.0 to 1e-300", "--force-terminal"],
+        ),
+        (
+            ["--range", "1:1.0000000000000002", "--dtype", "float64", "-o", "plot.svg"],
+            ["invalid range '1:1.0000000000000002'", "widen the range"],
+        ),
     ],
 )
 def test_errors_are_one_line(runner, tmp_path, monkeypatch, args, fragments):
@@ -455,6 +485,30 @@ def test_size_error_names_the_terminal(runner, monkeypatch, args, size, message)
     assert_one_line_error(result, message)
 
 
+def test_too_wide_plot_names_width(runner):
+    result = invoke(runner, "--force-terminal", "--width", "100000", "--height", "10")
+    assert_one_line_error(
+        result,
+        "invalid --width 100000: at 2 points per cell plus one, the plot takes "
+        "200001 points, more than the 100000 a plot can show; use --width 49999 "
+        "or less, or set the points with --points N",
+    )
+    assert "range" not in result.stderr
+
+
+def test_too_wide_plot_names_columns(runner):
+    env = {"COLUMNS": "100000", "LINES": None, "NO_COLOR": "1"}
+    result = runner.invoke(app, ["plot", "--force-terminal"], env=env)
+    assert_one_line_error(result, "COLUMNS is 100000", "use --width 49999 or less")
+
+
+def test_wide_plot_with_points_draws(runner):
+    args = ["--force-terminal", "--width", "100000", "--height", "10", "-n", "50"]
+    result = invoke(runner, *args)
+    assert result.exit_code == 0, result.stderr
+    assert {len(line) for line in result.stdout.splitlines()} == {100000}
+
+
 # --- tick placement -----------------------------------------------------------
 
 
@@ -479,9 +533,53 @@ def test_nice_ticks(low, high, count, labels):
     assert all(low <= position <= high for position in positions)
 
 
+def test_nice_ticks_subnormal_spacing_marks_ends():
+    positions, labels = nice_ticks(0.0, 5e-323, 5)
+    assert positions == [0.0, 5e-323]
+    assert labels == ["0", "4.94e-323"]
+
+
 def test_nice_ticks_never_label_minus_zero():
     _, labels = nice_ticks(-1, 1, 3)
     assert labels == ["-1", "0", "1"]
+
+
+# --- very large and very small ranges ------------------------------------------
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize(
+    "range_spec",
+    [
+        "-1e300:1e300",
+        "0:1e300",
+        "-1e300:-1e299",
+        "0:1e-300",
+        "-1e-300:1e-300",
+        "0:5e-323",
+        "1:1.0000000000000002",
+    ],
+)
+def test_terminal_plot_of_extreme_range(runner, range_spec):
+    args = ["all", "-d", "--range", range_spec, "--dtype", "float64"]
+    result = invoke(
+        runner, *args, "--force-terminal", "--width", "80", "--height", "20"
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    assert len(result.stdout.splitlines()) == 20
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("range_spec", ["-1e300:1e300", "0:1e300", "0:1e-280"])
+@pytest.mark.parametrize("size", ["200x200", "800x500", "2000x200"])
+def test_image_of_extreme_range(runner, tmp_path, range_spec, size):
+    path = tmp_path / "plot.png"
+    args = ["all", "-d", "--range", range_spec, "--dtype", "float64", "-o", str(path)]
+    result = invoke(runner, *args, "--size", size)
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    assert png_size(path) == tuple(int(side) for side in size.split("x"))
 
 
 # --- the installed command ------------------------------------------------------
@@ -505,6 +603,17 @@ def test_installed_command_draws_with_force_terminal():
     assert len(lines) == 20
     assert lines[0].strip() == "softplus, relu, float32"
     assert "\x1b" not in result.stdout
+
+
+@pytest.mark.parametrize("range_spec", ["-1e300:1e300", "-8e307:8e307"])
+def test_installed_command_keeps_warnings_off_stderr(tmp_path, range_spec):
+    path = tmp_path / "plot.png"
+    args = ["relu", "--range", range_spec, "--dtype", "float64", "-o", str(path)]
+    result = run_installed(*args)
+    lines = result.stderr.splitlines()
+    assert "Warning" not in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(lines) == (0 if result.returncode == 0 else 1)
 
 
 def test_installed_command_into_a_pipe_names_the_fixes():
