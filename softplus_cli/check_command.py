@@ -15,6 +15,7 @@ from softplus_cli.activations import ACTIVATIONS
 from softplus_cli.cli import (
     DtypeName,
     DtypeOption,
+    FunctionsOption,
     NumberArgumentsCommand,
     _checked,
     _selected,
@@ -293,6 +294,7 @@ def check_command(
             show_default=False,
         ),
     ] = None,
+    function: FunctionsOption = None,
     dtype: DtypeOption = DtypeName[DEFAULT_DTYPE],  # type: ignore[valid-type]
     range_spec: Annotated[
         str | None,
@@ -351,7 +353,7 @@ def check_command(
     )
     from softplus_cli.dtypes import resolve_dtype
 
-    chosen = _selected(functions, ["all"])
+    chosen = _selected([*(functions or []), *(function or [])], ["all"])
     parameters = _checked(parameters or {}, chosen)
     target = resolve_dtype(dtype.value)
     low, high = parse_bounds(range_spec) if range_spec is not None else (None, None)

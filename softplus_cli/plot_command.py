@@ -18,6 +18,7 @@ from softplus_cli.activations import ACTIVATIONS
 from softplus_cli.cli import (
     DtypeName,
     DtypeOption,
+    FunctionsOption,
     NumberArgumentsCommand,
     PointsOption,
     _checked,
@@ -90,6 +91,7 @@ def plot_command(
             show_default=False,
         ),
     ] = None,
+    function: FunctionsOption = None,
     range_spec: Annotated[
         str,
         typer.Option(
@@ -162,7 +164,7 @@ def plot_command(
     with --output. Results are computed as in eval: correctly rounded to
     --dtype, with the same function options.
     """
-    names = _selected(functions, ["softplus"])
+    names = _selected([*(functions or []), *(function or [])], ["softplus"])
     parameters = _checked(parameters or {}, names)
     if derivative_only:
         if derivative:

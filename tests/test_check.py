@@ -288,3 +288,12 @@ def test_check_samples_widest_float64_range(runner):
     args = ["softplus", "--dtype", "float64", "--range", "-1e308:1e308", "-n", "10"]
     result = check(runner, *args)
     assert result.exit_code == 0
+
+
+def test_functions_as_arguments_or_options(runner):
+    as_arguments = check(runner, "relu", "--dtype", "bfloat16", "--exhaustive")
+    as_options = check(runner, "-f", "relu", "--dtype", "bfloat16", "--exhaustive")
+    assert as_arguments.exit_code == 0
+    assert as_arguments.stdout == as_options.stdout
+    _, rows = report(as_options.stdout)
+    assert list(rows) == ["relu", "relu'"]

@@ -635,3 +635,11 @@ def test_importing_the_cli_skips_plotting_libraries():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_functions_as_arguments_or_options(runner):
+    as_arguments = invoke(runner, "sigmoid", "relu", *TERMINAL)
+    as_options = invoke(runner, "-f", "sigmoid", "-f", "relu", *TERMINAL)
+    assert as_arguments.exit_code == 0
+    assert as_arguments.stdout == as_options.stdout
+    assert "sigmoid" in as_options.stdout
