@@ -520,8 +520,8 @@ def _run(
     """Evaluate every chunk of inputs and write the columns.
 
     A chunk is an array of inputs, or a `Block` of standard input to parse.
-    None, which `read_blocks` yields before waiting for more input, asks for
-    the rows of all chunks taken so far to be written first.
+    None, which `read_blocks` yields before waiting for more input, requests
+    that the rows of all chunks taken so far be written first.
     """
     from softplus_cli.activations import evaluate
     from softplus_cli.console import make_console
@@ -703,7 +703,7 @@ STDIN_BLOCK = 1 << 20
 
 def _stdin_chunks(results: int, output_format: OutputFormat) -> Iterator[Any]:
     """Yield the blocks of stdin, and the None that `read_blocks` yields before
-    waiting for more; raise InputError if stdin holds no numbers.
+    waiting for more; raise InputError if stdin contains no numbers.
 
     Blocks are smaller the more text each input line makes, which keeps the
     memory of the blocks in flight flat.

@@ -1,10 +1,11 @@
 """Shortest round-trip text for float arrays.
 
 Every number is written as the shortest decimal that reads back to the same
-value in its dtype, laid out as orjson writes floats: positionally when the
-decimal exponent of those digits is from -5 to 15 in float64, or from -6 to 12
-in the narrower dtypes, and otherwise in scientific notation with a signed
-exponent of as few digits as it needs (`2.0611537e-9`, `1e+16`). A positional
+value in its dtype, laid out as orjson writes floats. A number whose digits
+have a decimal exponent from -5 to 15 in float64, or from -6 to 12 in the
+narrower dtypes, is written positionally. Others are written in scientific
+notation, with a signed exponent of as few digits as it needs (`2.0611537e-9`,
+`1e+16`). A positional
 whole number ends in `.0`. Zero keeps its sign (`-0.0`), and the non-finite
 values are `inf`, `-inf` and `nan`.
 

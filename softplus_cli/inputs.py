@@ -225,7 +225,7 @@ def _json_floats(data: bytes) -> np.ndarray | None:
     orjson reads a JSON array about twice as fast as `float` reads the tokens,
     and as correctly rounded (tests/test_inputs.py compares the two). A JSON
     number is also a number here, and the lines of `data` with commas between
-    them are a JSON array exactly when every line holds one JSON number:
+    them are a JSON array exactly when every line contains one JSON number:
     anything else, such as `+1`, `.5`, `inf` or two numbers on a line, is not
     valid JSON and returns None. The other JSON values (true, false, null,
     strings) are ruled out first, by their letters and quotes. One difference
@@ -304,7 +304,7 @@ def _read_available(stream: IO[bytes], size: int) -> bytes:
 
     `read1` returns what is available, so rows from a slow producer come out as
     its lines arrive instead of once a whole block has filled. A Linux pipe
-    holds 64 KiB by default, so while more bytes come within GATHER seconds
+    buffers 64 KiB by default, so while more bytes come within GATHER seconds
     (as `select` reports) this reads on, to parse in blocks of `size`, which
     costs less per number. The wait lets a fast producer that lost its CPU for
     a moment fill the block.
