@@ -234,6 +234,8 @@ def _orjson_rows(matrix: np.ndarray, layout: RowLayout, orjson: Any) -> bytes:
         if len(ending) > 1:
             body = body.replace(bytes([FIRST_PLACEHOLDER + column]), ending)
     prefix = layout.prefix.encode()
+    if not prefix:
+        return body
     return prefix + body[: len(body) - len(prefix)]
 
 
