@@ -172,8 +172,11 @@ def formatters() -> dict[str, Callable[[tuple[np.ndarray, np.ndarray]], Any]]:
     return candidates
 
 
-def row(stage: str, name: str, one: float, two: float, per_million: float) -> str:
-    return f"| {stage} | {name} | {one * per_million:.0f} | {two * per_million:.0f} |"
+def row(
+    stage: str, name: str, one_thread: float, two_threads: float, per_million: float
+) -> str:
+    one, two = one_thread * per_million, two_threads * per_million
+    return f"| {stage} | {name} | {one:.0f} | {two:.0f} |"
 
 
 def main() -> None:

@@ -647,6 +647,11 @@ class _Pipeline:
                 self.executor.shutdown(wait=True, cancel_futures=True)
 
 
+def _result_count(functions: list[str], derivative: bool) -> int:
+    """Return the number of result columns: each function, and its derivative."""
+    return len(functions) * (2 if derivative else 1)
+
+
 def _checked(
     parameters: dict[str, float | None], functions: list[str]
 ) -> dict[str, float | None]:
@@ -761,12 +766,12 @@ def eval_command(
     parameters = _checked(parameters or {}, functions)
     target = resolve_dtype(dtype.value)
     overflow = Overflow()
+    resolved = resolve_format(output_format, sys.stdout)
     texts = points or []
     if texts == ["-"] and sys.stdin is None:
         fail("stdin is closed: pass the numbers as arguments, or pipe them in")
     if texts == ["-"] or (not texts and _stdin_is_piped()):
-        results = len(functions) * (2 if derivative else 1)
-        chunks = _stdin_chunks(results, resolve_format(output_format, sys.stdout))
+        chunks = _stdin_chunks(_result_count(functions, derivative), resolved)
     elif not texts:
         fail("no numbers given: pass them as arguments, or pipe them to stdin")
     elif texts.count("-") > 1:
@@ -778,7 +783,6 @@ def eval_command(
             chunks = iter([parse_points(texts, target, overflow)])
         except InputError as error:
             fail(str(error))
-    resolved = resolve_format(output_format, sys.stdout)
     try:
         _run(
             chunks,
@@ -857,7 +861,7 @@ def compare_command(
     overflow = Overflow()
     # Chunks of about the same number of values whatever the number of
     # columns, which keeps the memory of the chunks in flight flat.
-    columns = 1 + len(functions) * (2 if derivative else 1)
+    columns = 1 + _result_count(functions, derivative)
     chunk = max(1024, 2 * GRID_CHUNK // columns)
     try:
         _run(

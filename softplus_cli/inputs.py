@@ -91,8 +91,8 @@ class Overflow:
 
 def describe_invalid(text: str, where: str) -> str:
     """Return the error message for `text`, which is not a number."""
-    shown = text if len(text) <= SHOWN_CHARACTERS else text[:SHOWN_CHARACTERS] + "…"
-    message = f"invalid number {shown!r} {where}"
+    excerpt = text if len(text) <= SHOWN_CHARACTERS else text[:SHOWN_CHARACTERS] + "…"
+    message = f"invalid number {excerpt!r} {where}"
     decimal_comma = DECIMAL_COMMA.fullmatch(text)
     thousands = THOUSANDS_SEPARATORS.fullmatch(text)
     decimal_hint = f"use a decimal point, as in {text.replace(',', '.')}"
@@ -225,8 +225,8 @@ def _json_floats(data: bytes) -> np.ndarray | None:
     orjson reads a JSON array about twice as fast as `float` reads the tokens,
     and as correctly rounded (tests/test_inputs.py compares the two). A JSON
     number is also a number here, and the lines of `data` with commas between
-    them are a JSON array exactly when every line contains one JSON number:
-    anything else, such as `+1`, `.5`, `inf` or two numbers on a line, is not
+    them are a JSON array exactly when every line contains one JSON number.
+    Anything else, such as `+1`, `.5`, `inf` or two numbers on a line, is not
     valid JSON and returns None. The other JSON values (true, false, null,
     strings) are ruled out first, by their letters and quotes. One difference
     remains, which the caller corrects: orjson reads `-0` as the integer 0.
