@@ -51,6 +51,9 @@ ENVIRONMENT = {
     if name not in ("PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED")
 }
 
+# Seconds between samples of the memory of a command's processes.
+MEMORY_INTERVAL = 0.005
+
 MAWK_PROGRAM = "{print log(1+exp($1))}"
 NUMPY_BASELINE = (
     "import sys, numpy as np; x = np.loadtxt(sys.argv[1]); "
@@ -106,6 +109,87 @@ def run(command: list[str], stdin_path: Path | None, stdout_path: Path) -> Run:
         raise SystemExit(f"{' '.join(command)} failed with exit status {status}")
     rss, user, system = report.read_text().split()[-3:]
     return Run(seconds, float(user) + float(system), int(rss))
+
+
+@dataclass
+class TreeMemory:
+    pss_kb: int
+    rss_kb: int
+    processes: int
+
+
+def _descendants(pid: int) -> list[int]:
+    """Return the processes below `pid`, from /proc (Linux)."""
+    found: list[int] = []
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            tasks = os.listdir(f"/proc/{current}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                children = Path(f"/proc/{current}/task/{task}/children").read_text()
+            except OSError:
+                continue
+            for child in map(int, children.split()):
+                found.append(child)
+                pending.append(child)
+    return found
+
+
+def _memory_kb(pid: int) -> tuple[int, int]:
+    """Return the proportional and the resident set size of `pid`, in KiB."""
+    pss = rss = 0
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return 0, 0
+    for line in text.splitlines():
+        name, _, value = line.partition(":")
+        if name == "Pss":
+            pss = int(value.split()[0])
+        elif name == "Rss":
+            rss = int(value.split()[0])
+    return pss, rss
+
+
+def measure_tree_memory(
+    command: list[str], stdin_path: Path | None, stdout_path: Path
+) -> TreeMemory:
+    """Run `command` as `run` does, untimed, and return the peak sums of the
+    PSS and of the RSS of its processes, sampled every few milliseconds.
+
+    PSS (proportional set size) counts a page shared by n processes as 1/n
+    in each, so its sum is the memory that the processes take together. The
+    sum of RSS counts shared pages once for each process that maps them.
+    """
+    peak = TreeMemory(0, 0, 0)
+    with stdout_path.open("wb") as out:
+        feeder = None
+        if stdin_path is not None:
+            feeder = subprocess.Popen(["cat", str(stdin_path)], stdout=subprocess.PIPE)
+        process = subprocess.Popen(
+            command,
+            stdin=feeder.stdout if feeder else subprocess.DEVNULL,
+            stdout=out,
+            env=ENVIRONMENT,
+        )
+        if feeder is not None:
+            feeder.stdout.close()
+        while process.poll() is None:
+            pids = [process.pid, *_descendants(process.pid)]
+            sizes = [_memory_kb(pid) for pid in pids]
+            pss = sum(size[0] for size in sizes)
+            rss = sum(size[1] for size in sizes)
+            peak = TreeMemory(
+                max(peak.pss_kb, pss), max(peak.rss_kb, rss), max(peak.processes, len(pids))
+            )
+            time.sleep(MEMORY_INTERVAL)
+        if feeder is not None:
+            feeder.wait()
+    return peak
 
 
 def sample_lines(path: Path, indices: np.ndarray) -> list[bytes]:
@@ -283,6 +367,20 @@ def main() -> None:
         print(
             f"| {name} | {seconds:.2f} | {rate / 1e6:.2f} M | "
             f"{rate / mawk_rate:.2f}x | {cpu:.2f} | {rss:.0f} |"
+        )
+    print()
+    print(
+        "Memory of all the processes of each command, sampled every "
+        f"{MEMORY_INTERVAL * 1000:.0f} ms in one more, untimed run:"
+    )
+    print()
+    print("| command | processes | peak PSS sum MB | peak RSS sum MB |")
+    print("|---|---:|---:|---:|")
+    for name, (command, stdin) in commands.items():
+        memory = measure_tree_memory(command, stdin, workdir / f"{slug(name)}.out")
+        print(
+            f"| {name} | {memory.processes} | {memory.pss_kb / 1024:.0f} | "
+            f"{memory.rss_kb / 1024:.0f} |"
         )
     print()
     for dtype in args.dtypes.split(","):

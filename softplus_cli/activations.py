@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     import mpmath
@@ -79,6 +79,12 @@ class Kernel(NamedTuple):
     refine: Callable[[np.ndarray, Parameters], tuple[np.ndarray, np.ndarray]] | None = (
         None
     )
+    # Float64 results that float64 arithmetic alone decides, for inputs where
+    # that is cheap: (values, decided), or None where it does not apply. The
+    # other elements take the fast path.
+    decide_float64: (
+        Callable[[np.ndarray, Parameters], tuple[np.ndarray, np.ndarray] | None] | None
+    ) = None
 
     def bound_for(self, working: np.dtype) -> float:
         """Return the relative error bound, in eps, for the working dtype."""
@@ -244,8 +250,12 @@ def _softplus_approx(x: np.ndarray, parameters: Parameters) -> np.ndarray:
 
     beta = float(parameters["beta"] or 1.0)
     if beta == 1.0:
-        tail = np.log1p(np.exp(-np.abs(x)))
-        result = np.where(x > 0, x + tail, tail)
+        # ln(1 + e^x) = max(x, 0) + ln(1 + e^-|x|), in place: this is most of
+        # the cost of float64 results on the fast path.
+        result = np.copysign(x, -1)
+        np.exp(result, out=result)
+        np.log1p(result, out=result)
+        result += np.maximum(x, 0)
         return _apply_threshold(x, result, parameters, linear_value=x)
     z, dz = _two_product(x, beta)
     e = np.exp(-np.abs(z))
@@ -254,6 +264,67 @@ def _softplus_approx(x: np.ndarray, parameters: Parameters) -> np.ndarray:
     correction = e / (1 + e) * dz
     result = np.where(z > 0, x + (tail - correction) / beta, (tail + correction) / beta)
     return _apply_threshold(x, result, parameters, linear_value=x)
+
+
+def _two_sum(a: Any, b: Any) -> tuple[Any, Any]:
+    """Return (s, e) with s = fl(a + b) and s + e = a + b exactly (Knuth)."""
+    total = a + b
+    b_part = total - a
+    return total, (a - (total - b_part)) + (b - b_part)
+
+
+# ln 2 as a float64 pair: LN2_HIGH is ln 2 rounded, and LN2_LOW the float64
+# nearest to the rest, so the pair is within 2**-106 of ln 2.
+LN2_HIGH = 0.6931471805599453
+LN2_LOW = 2.3190468138462996e-17
+# Below this |x|, ln(1 + e^x) = ln 2 + x/2 + x²/8 − x⁴/192 + x⁶/2880 − 17x⁸/645120
+# with the first omitted term, 31x¹⁰/14515200, under 2**-118.
+SOFTPLUS_SERIES_LIMIT = 2.0**-10
+# From here on, ln(1 + e^-x) < e^-40 < 2**-57 is less than half an ulp of x,
+# so softplus(x) rounds to x.
+SOFTPLUS_LINEAR_FROM = 40.0
+# Absolute error of the series evaluation below: each float64 operation on the
+# terms after x/2 (at most 2**-23) errs by at most 2**-76, so a dozen of them
+# stay under 2**-72, and ln 2's pair adds 2**-106. 2**-70 leaves a factor of 4.
+SOFTPLUS_SERIES_ERROR = 2.0**-70
+
+
+def _softplus_decide_float64(
+    x: np.ndarray, parameters: Parameters
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Decide softplus at float64 x in float64 arithmetic where that is cheap.
+
+    Inputs from 40 on give x itself. Inputs with |x| <= 2**-10 take the series
+    of SOFTPLUS_SERIES_LIMIT: ln 2 + x/2 is summed exactly as a pair, the rest
+    in float64, and a final exact sum gives the rounded value and its distance
+    from the approximation. Every such result lies in [0.69, 0.7], where the
+    float64 spacing is 2**-53, so it is decided when that distance plus
+    SOFTPLUS_SERIES_ERROR is under half the spacing: all but about 1 in 60,000.
+    """
+    import numpy as np
+
+    beta = float(parameters["beta"] or 1.0)
+    threshold = parameters.get("threshold")
+    # PyTorch's threshold makes results linear from beta*x > threshold on:
+    # from 1 on, it changes none of the results decided here.
+    if beta != 1.0 or (threshold is not None and threshold < 1.0):
+        return None
+    values = np.empty_like(x)
+    decided = x >= SOFTPLUS_LINEAR_FROM
+    values[decided] = x[decided]
+    small = np.flatnonzero(np.abs(x) <= SOFTPLUS_SERIES_LIMIT)
+    if len(small):
+        z = x[small]
+        high, error = _two_sum(LN2_HIGH, z * 0.5)
+        square = z * z
+        rest = square * (
+            1 / 8 + square * (-1 / 192 + square * (1 / 2880 + square * (-17 / 645120)))
+        )
+        low = error + (LN2_LOW + rest)
+        rounded, offset = _two_sum(high, low)
+        values[small] = rounded
+        decided[small] = np.abs(offset) + SOFTPLUS_SERIES_ERROR < 2.0**-54
+    return values, decided
 
 
 def _sigmoid_of(z: np.ndarray, dz: np.ndarray) -> np.ndarray:
@@ -436,6 +507,7 @@ ACTIVATIONS: dict[str, Activation] = {
                 _softplus_approx,
                 _softplus_exact,
                 refine=_double_double("softplus", False),
+                decide_float64=_softplus_decide_float64,
             ),
             derivative=Kernel(
                 _softplus_derivative_approx,
@@ -497,6 +569,10 @@ ACTIVATIONS: dict[str, Activation] = {
 }
 
 
+# Elements of each slice that `evaluate` gives the fast path at a time.
+FAST_PATH_SLICE = 1 << 14
+
+
 class UnknownFunctionError(ValueError):
     """Raised for a function name that is not in `ACTIVATIONS`."""
 
@@ -512,6 +588,34 @@ def get_activation(name: str) -> Activation:
         ) from None
 
 
+def _fast_path(
+    kernel: Kernel, x: np.ndarray, parameters: Parameters
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return `kernel` at the 1-D `x` rounded to x.dtype from the working dtype,
+    and which results that rounding leaves undecided.
+
+    It runs on slices, which bounds its temporaries in the working dtype, while
+    the later stages run once on all the undecided elements: the double-double
+    stage costs about a millisecond a call however few elements it has.
+    """
+    import numpy as np
+
+    from softplus_cli.dtypes import working_dtype
+    from softplus_cli.rounding import round_decided
+
+    working = working_dtype(x.dtype)
+    # One more epsilon covers the rounding of the bound arithmetic itself.
+    bound = (kernel.bound_for(working) + 1) * float(np.finfo(working).eps)
+    rounded = np.empty_like(x)
+    undecided = np.empty(x.shape, dtype=bool)
+    for start in range(0, max(len(x), 1), FAST_PATH_SLICE):
+        part = slice(start, start + FAST_PATH_SLICE)
+        with np.errstate(all="ignore"):
+            approx = kernel.approx(x[part].astype(working), parameters)
+        rounded[part], undecided[part] = round_decided(approx, bound, x.dtype)
+    return rounded, undecided
+
+
 def evaluate(
     activation: Activation,
     x: np.ndarray,
@@ -522,16 +626,23 @@ def evaluate(
     """Return the activation or its derivative at `x`, correctly rounded to x.dtype."""
     import numpy as np
 
-    from softplus_cli.dtypes import working_dtype
-    from softplus_cli.rounding import round_decided, settle_undecided
+    from softplus_cli.rounding import settle_undecided
 
     kernel = activation.derivative if derivative else activation.value
-    working = working_dtype(x.dtype)
-    with np.errstate(all="ignore"):
-        approx = kernel.approx(x.astype(working), parameters)
-    # One more epsilon covers the rounding of the bound arithmetic itself.
-    bound = (kernel.bound_for(working) + 1) * float(np.finfo(working).eps)
-    rounded, undecided = round_decided(approx, bound, x.dtype)
+    flat = x.reshape(-1)
+    shortcut = None
+    if x.dtype == np.float64 and kernel.decide_float64 is not None:
+        with np.errstate(all="ignore"):
+            shortcut = kernel.decide_float64(flat, parameters)
+    if shortcut is None:
+        rounded, undecided = _fast_path(kernel, flat, parameters)
+    else:
+        rounded, decided = shortcut
+        rest = np.flatnonzero(~decided)
+        undecided = np.zeros(flat.shape, dtype=bool)
+        rounded[rest], undecided[rest] = _fast_path(kernel, flat[rest], parameters)
+    rounded = rounded.reshape(x.shape)
+    undecided = undecided.reshape(x.shape)
     if undecided.any():
         refine_undecided(kernel, x, parameters, rounded, undecided)
     if not undecided.any():

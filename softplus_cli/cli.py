@@ -170,6 +170,14 @@ class SoftplusGroup(TyperGroup):
             # the process through SIGPIPE before this point where it can.
             report(f"error: cannot write the output: {error.strerror or error}")
             code = 1
+        except RuntimeError as error:
+            from softplus_cli.pipeline import WorkerError
+
+            if not isinstance(error, WorkerError):
+                raise
+            # A worker process was killed, by the out-of-memory killer or a user.
+            report(f"error: {error}; the output stops before its rows")
+            code = 1
         if not standalone_mode:
             return code
         sys.exit(code)
@@ -527,6 +535,7 @@ def _run(
     from softplus_cli.console import make_console
     from softplus_cli.dtypes import resolve_dtype
     from softplus_cli.inputs import Block, parse_block
+    from softplus_cli.pipeline import Pipeline
     from softplus_cli.render import HEADERLESS_FORMATS, PlainWriter, make_writer
 
     if header is not None and output_format in HEADERLESS_FORMATS:
@@ -555,7 +564,7 @@ def _run(
     plain = writer if isinstance(writer, PlainWriter) else None
     encode = plain.encode if plain else None
 
-    def work(chunk: Any) -> tuple[Any, Any, Any]:
+    def work(chunk: Any) -> tuple[tuple[Any, Any], bytes]:
         counted = None
         if isinstance(chunk, Block):
             chunk, counted = parse_block(chunk, target)
@@ -564,25 +573,29 @@ def _run(
             for activation, is_derivative in columns
         ]
         table = [chunk, *results]
-        return table, counted, encode(table) if encode else None
+        if encode is None:
+            return (table, counted), b""
+        # Only the text goes back, which is all a worker process need send.
+        return (None, counted), encode(table)
 
     started = False
 
-    def finish(done: tuple[Any, Any, Any]) -> None:
+    def finish(done: tuple[tuple[Any, Any], Any]) -> None:
         # The writer starts (a header, JSON's opening bracket) with the first
         # chunk, so input rejected in the first chunk leaves stdout empty.
         nonlocal started
-        table, counted, encoded = done
+        (table, counted), text = done
         if counted is not None:
             overflow.merge(counted)
         if plain is None:
             writer.write(table)
         else:
-            plain.write_encoded(encoded)
+            plain.write_encoded(text)
         started = True
         sys.stdout.flush()
 
-    with _Pipeline(work, finish) as pipeline:
+    processes = plain is not None and _forking_allowed
+    with Pipeline(work, finish, processes=processes) as pipeline:
         for chunk in chunks:
             if chunk is None:
                 pipeline.drain()
@@ -590,61 +603,6 @@ def _run(
                 pipeline.submit(chunk)
     if started:
         writer.close()
-
-
-class _Pipeline:
-    """Runs `work` on chunks on worker threads, passing each result to
-    `finish` in the order of the chunks.
-
-    The first chunk runs on the calling thread, so a single chunk, as
-    `softplus eval 1` has, starts no thread. Later ones go to one worker per
-    CPU (at most four), with at most one chunk a worker in flight, which
-    bounds memory.
-    NumPy's loops release the GIL while orjson's parsing and formatting hold
-    it, so on two cores two workers take a quarter to a third off the time of
-    a long stream (docs/benchmarks.md).
-    """
-
-    def __init__(self, work: Callable[[Any], Any], finish: Callable[[Any], None]):
-        self.work = work
-        self.finish = finish
-        self.executor: Any = None
-        self.pending: Any = None
-        self.first = True
-
-    def submit(self, chunk: Any) -> None:
-        if self.first:
-            self.first = False
-            self.finish(self.work(chunk))
-            return
-        if self.executor is None:
-            import collections
-            import os
-            from concurrent.futures import ThreadPoolExecutor
-
-            self.workers = max(1, min(os.cpu_count() or 1, 4))
-            self.executor = ThreadPoolExecutor(self.workers)
-            self.pending = collections.deque()
-        self.pending.append(self.executor.submit(self.work, chunk))
-        while self.pending and (
-            len(self.pending) > self.workers or self.pending[0].done()
-        ):
-            self.finish(self.pending.popleft().result())
-
-    def drain(self) -> None:
-        while self.pending:
-            self.finish(self.pending.popleft().result())
-
-    def __enter__(self) -> "_Pipeline":
-        return self
-
-    def __exit__(self, kind: Any, error: Any, traceback: Any) -> None:
-        try:
-            if kind is None:
-                self.drain()
-        finally:
-            if self.executor is not None:
-                self.executor.shutdown(wait=True, cancel_futures=True)
 
 
 def _result_count(functions: list[str], derivative: bool) -> int:
@@ -912,9 +870,18 @@ def explain_command(
             print(f"  {activation.notes}")
 
 
+# Long streams of text go to worker processes only when `main` runs this as a
+# program: an application or a test that calls the Typer app in its own
+# process (which may have threads of its own) gets worker threads.
+_forking_allowed = False
+
+
 def main() -> None:
     """Run the command line, ending quietly when a reader closes the pipe."""
     import signal
+
+    global _forking_allowed
+    _forking_allowed = True
 
     if hasattr(signal, "SIGPIPE"):
         # Die silently like other Unix filters when `head` stops reading.

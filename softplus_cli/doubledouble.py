@@ -49,9 +49,14 @@ _LN2_1, _LN2_2, _LN2_3 = _parts(_LN2, 3, first_bits=32)
 # omitted term is below 2**-120 relative to s.
 _EXP_SQUARINGS = 4
 _EXP_COEFFICIENTS = [_parts(Fraction(1, math.factorial(k)), 2) for k in range(1, 17)]
+# The terms from s**9 on are below 2**-68 relative to s, so float64 sums them to
+# well within 2**-120 of s: only the first 8 coefficients need double-doubles.
+_EXP_DOUBLE_TERMS = 8
 # log1p(e) = sum of (-1)**(k+1) e**k / k for k = 1..13, used for e <= 2**-10.
 _LOG1P_SERIES_LIMIT = 2.0**-10
 _LOG1P_COEFFICIENTS = [_parts(Fraction((-1) ** (k + 1), k), 2) for k in range(1, 14)]
+# The terms from e**8 on are below 2**-73 relative to e: float64 sums them.
+_LOG1P_DOUBLE_TERMS = 7
 
 
 def _two_sum(a, b):
@@ -104,6 +109,15 @@ def _div(a, b):
     return _add(q, (q3, 0.0 * q3))
 
 
+def _float64_horner(coefficients, x):
+    """Return the polynomial sum of c[k] x**k, k from 0, in float64 alone:
+    for the small high-order terms of a series."""
+    total = coefficients[-1][0]
+    for coefficient in reversed(coefficients[:-1]):
+        total = total * x + coefficient[0]
+    return total
+
+
 def _negate(a):
     return -a[0], -a[1]
 
@@ -130,9 +144,9 @@ def exp_nonpositive(
     scale = 2.0**-_EXP_SQUARINGS
     s = (reduced[0] * scale, reduced[1] * scale)
 
-    poly = _constant(_EXP_COEFFICIENTS[-1], t)
-    for coefficient in reversed(_EXP_COEFFICIENTS[:-1]):
-        poly = _add(_mul(poly, s), _constant(coefficient, t))
+    poly = (_float64_horner(_EXP_COEFFICIENTS[_EXP_DOUBLE_TERMS:], s[0]), 0.0)
+    for coefficient in reversed(_EXP_COEFFICIENTS[:_EXP_DOUBLE_TERMS]):
+        poly = _add(_mul(poly, s), coefficient)
     expm1 = _mul(poly, s)
     # (1 + a)**2 - 1 = a * (2 + a), which keeps the small a accurate.
     two = _constant([2.0, 0.0], t)
@@ -148,9 +162,9 @@ def log1p_unit(e: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray
     import numpy as np
 
     # Small e: the alternating series, in Horner form.
-    series = _constant(_LOG1P_COEFFICIENTS[-1], e[0])
-    for coefficient in reversed(_LOG1P_COEFFICIENTS[:-1]):
-        series = _add(_mul(series, e), _constant(coefficient, e[0]))
+    series = (_float64_horner(_LOG1P_COEFFICIENTS[_LOG1P_DOUBLE_TERMS:], e[0]), 0.0)
+    for coefficient in reversed(_LOG1P_COEFFICIENTS[:_LOG1P_DOUBLE_TERMS]):
+        series = _add(_mul(series, e), coefficient)
     series = _mul(series, e)
 
     # Larger e: one Newton step from float64's log1p, y1 = y0 + ln(1 + v) with

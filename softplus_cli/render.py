@@ -142,7 +142,8 @@ class PlainWriter(Writer):
 
         return format_rows(columns, self.layout)
 
-    def write_encoded(self, data: bytes) -> None:
+    def write_encoded(self, data: Any) -> None:
+        """Write encoded rows: bytes, or a `softplus_cli.pipeline.PipedText`."""
         if not self.started:
             self.started = True
             self.start()
@@ -151,14 +152,33 @@ class PlainWriter(Writer):
     def write(self, columns: Sequence[np.ndarray]) -> None:
         self.write_encoded(self.encode(columns))
 
-    def _write_bytes(self, data: bytes) -> None:
+    def _write_bytes(self, data: Any) -> None:
         buffer = getattr(self.stream, "buffer", None)
         if buffer is None:
-            self.stream.write(data.decode())
+            self.stream.write(_bytes_of(data).decode())
             return
         # Text written before (a header, say) must reach the buffer first.
         self.stream.flush()
-        buffer.write(data)
+        descriptor = _descriptor_of(buffer)
+        if descriptor is not None and hasattr(data, "copy_to"):
+            buffer.flush()
+            data.copy_to(descriptor)
+        else:
+            buffer.write(_bytes_of(data))
+
+
+def _bytes_of(data: Any) -> bytes:
+    """Return text that a worker process is still sending (a
+    `softplus_cli.pipeline.PipedText`) as bytes, and bytes as they are."""
+    read = getattr(data, "read", None)
+    return read() if read is not None else data
+
+
+def _descriptor_of(buffer: Any) -> int | None:
+    try:
+        return int(buffer.fileno())
+    except (AttributeError, OSError, ValueError):
+        return None  # An in-memory stream, as tests use.
 
 
 class DelimitedWriter(PlainWriter):
@@ -208,7 +228,8 @@ class JsonWriter(JsonLinesWriter):
     def start(self) -> None:
         self.stream.write("[")
 
-    def write_encoded(self, data: bytes) -> None:
+    def write_encoded(self, data: Any) -> None:
+        data = _bytes_of(data)
         if not data:
             if not self.started:
                 super().write_encoded(b"")

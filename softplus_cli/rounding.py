@@ -34,6 +34,12 @@ ExactFunction = Callable[["mpmath.mpf"], "mpmath.mpf"]
 
 MPMATH_LOCK = threading.Lock()
 
+# Covers the float64 rounding in the test of `_round_decided_to_float64`.
+SAFETY = 1 + 2.0**-48
+# |offset| >= |rounded| * 2**-63 and radius >= |rounded| * 2**-63 stay normal.
+SMALLEST_ORDINARY = 2.0**-958
+FLOAT64_MAX = float(np.finfo(np.float64).max)
+
 
 def round_decided(
     approx: np.ndarray, relative_error: float, dtype: np.dtype
@@ -44,6 +50,16 @@ def round_decided(
     own magnitude) of the exact value. Returns the rounded array and a boolean
     mask of the elements for which the exact value may round differently.
     """
+    if np.dtype(dtype) == np.float64 and approx.dtype.itemsize > 8:
+        return _round_decided_to_float64(approx, relative_error)
+    return _round_decided_by_casts(approx, relative_error, dtype)
+
+
+def _round_decided_by_casts(
+    approx: np.ndarray, relative_error: float, dtype: np.dtype
+) -> tuple[np.ndarray, np.ndarray]:
+    """`round_decided` for any dtypes: decided where both ends of the error
+    interval round to the same value as `approx`."""
     # Casts that underflow to 0 or overflow to inf round correctly, silently.
     with np.errstate(all="ignore"):
         rounded = approx.astype(dtype)
@@ -54,6 +70,42 @@ def round_decided(
     # Exact infinities and NaN decide themselves: the comparisons above are
     # false for NaN and the radius of an infinity is infinite.
     undecided &= np.isfinite(approx)
+    return rounded, undecided
+
+
+def _round_decided_to_float64(
+    approx: np.ndarray, relative_error: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """`round_decided` for a wider `approx` (numpy.longdouble) and float64
+    results, with as few operations in the wider dtype as it can.
+
+    An element is decided when its error interval, `offset` ± `radius` around
+    the rounded value, lies strictly between the midpoints to the float64
+    neighbours below and above. Only the subtraction runs in the wide dtype,
+    where it is exact. The rest runs in float64, whose relative rounding
+    errors of 2**-53 the factor SAFETY covers.
+    """
+    with np.errstate(all="ignore"):
+        rounded = approx.astype(np.float64)
+        offset = (approx - rounded).astype(np.float64)
+        radius = np.abs(rounded) * relative_error
+        half_up = (np.nextafter(rounded, np.inf) - rounded) * 0.5
+        half_down = (rounded - np.nextafter(rounded, -np.inf)) * 0.5
+        undecided = (offset + radius) * SAFETY >= half_up
+        undecided |= (radius - offset) * SAFETY >= half_down
+    # NaN compares false above, so it decides itself. Below SMALLEST_ORDINARY,
+    # float64 would round `offset` or `radius` (they would be subnormal). The
+    # largest finite value's upper neighbour is infinity. Those results, zero
+    # and infinities take the general test.
+    magnitude = np.abs(rounded)
+    ordinary = (magnitude >= SMALLEST_ORDINARY) & (magnitude < FLOAT64_MAX)
+    indices = np.flatnonzero(~ordinary & np.isfinite(approx))
+    undecided[~ordinary] = False
+    if len(indices):
+        _, general = _round_decided_by_casts(
+            approx[indices], relative_error, np.dtype(np.float64)
+        )
+        undecided[indices] = general
     return rounded, undecided
 
 

@@ -18,6 +18,7 @@ import functools
 import json
 import math
 import pathlib
+from fractions import Fraction
 
 import mpmath
 import numpy as np
@@ -543,3 +544,129 @@ def test_double_double_settles_float64(
         point = float(x[index])
         expected = mp_reference.reference(name, derivative, point, x.dtype, beta)
         assert float(refined[index]) == expected
+
+
+def test_softplus_float64_shortcut_matches_mpmath() -> None:
+    # The inputs that float64 arithmetic alone decides: |x| <= 2**-10 through
+    # a series, and x >= 40, where softplus(x) rounds to x.
+    rng = np.random.default_rng(21)
+    limit = 2.0**-10
+    x = np.concatenate(
+        [
+            rng.uniform(-limit, limit, 3000),
+            rng.choice([-1.0, 1.0], 3000) * 2.0 ** rng.uniform(-1074, -10, 3000),
+            [limit, -limit, np.nextafter(limit, 1), 0.0, -0.0, 5e-324, 2.0**-1022],
+            rng.uniform(40, 1000, 500),
+            [40.0, np.nextafter(40.0, 0), 1e308, np.inf],
+        ]
+    )
+    result = evaluate(ACTIVATIONS["softplus"], x, parameters())
+    expected = expected_values("softplus", False, x, np.dtype(np.float64))
+    assert mismatches(x, result, expected) == []
+
+
+def test_softplus_float64_shortcut_decides_nearly_all() -> None:
+    from softplus_cli.activations import _softplus_decide_float64
+
+    rng = np.random.default_rng(22)
+    x = rng.uniform(-(2.0**-10), 2.0**-10, 100_000)
+    shortcut = _softplus_decide_float64(x, parameters())
+    assert shortcut is not None
+    _, decided = shortcut
+    assert decided.mean() > 0.999
+
+
+@pytest.mark.parametrize(
+    "changes", [{"beta": 2.0}, {"threshold": 0.0}, {"threshold": -5.0}]
+)
+def test_softplus_float64_shortcut_declines(changes: dict) -> None:
+    from softplus_cli.activations import _softplus_decide_float64
+
+    assert (
+        _softplus_decide_float64(np.array([0.0, 50.0]), parameters(**changes)) is None
+    )
+
+
+def test_softplus_float64_with_threshold_beside_shortcut() -> None:
+    # threshold = 1 keeps the shortcut, which must agree with the linear part.
+    x = np.array([-1e-4, 1e-4, 0.5, 1.0, np.nextafter(1.0, 2), 41.0])
+    result = evaluate(ACTIVATIONS["softplus"], x, parameters(threshold=1.0))
+    assert result[-2] == x[-2]
+    assert result[-1] == x[-1]
+    expected = expected_values("softplus", False, x[:4], np.dtype(np.float64))
+    assert mismatches(x[:4], result[:4], expected) == []
+
+
+def _exact(value: np.longdouble) -> Fraction:
+    """Return a long double of magnitude at least 2**-958 exactly, from its
+    float64 head and tail."""
+    head = np.float64(value)
+    return Fraction(float(head)) + Fraction(
+        float(np.float64(value - np.longdouble(head)))
+    )
+
+
+def _wide_sample(seed: int) -> np.ndarray:
+    """Long double values near float64 values of every kind: ordinary, near
+    midpoints, powers of two, subnormal, the largest finite and beyond."""
+    rng = np.random.default_rng(seed)
+    wide = np.longdouble
+    base = np.concatenate(
+        [
+            rng.choice([-1.0, 1.0], 4000) * 2.0 ** rng.uniform(-1074, 1023, 4000),
+            2.0 ** np.arange(-1074, 1024, 7, dtype=np.float64),
+            [0.0, -0.0, 5e-324, np.finfo(np.float64).max, np.inf, -np.inf, np.nan],
+        ]
+    ).astype(wide)
+    spacing = np.abs(base) * wide(2.0**-53)
+    # Offsets of up to about an ulp, including exact midpoints.
+    fractions = rng.choice([-0.5, 0.5, 0.25, -0.499, 0.501, 0.0, 1e-3], base.shape)
+    with np.errstate(invalid="ignore"):
+        # inf * 0 is NaN, and inf - inf is: those elements are NaN, as wanted.
+        return base + spacing * fractions.astype(wide)
+
+
+@pytest.mark.skipif(
+    np.finfo(np.longdouble).nmant <= np.finfo(np.float64).nmant,
+    reason="numpy.longdouble is float64 here",
+)
+@pytest.mark.parametrize("relative_error", [9 * 2.0**-64, 2.0**-60, 2.0**-63])
+def test_float64_rounding_test_is_sound(relative_error: float) -> None:
+    from softplus_cli.rounding import _round_decided_by_casts
+
+    approx = _wide_sample(seed=int(relative_error * 2**70) % 1000)
+    rounded, undecided = round_decided(approx, relative_error, np.dtype(np.float64))
+    general, general_undecided = _round_decided_by_casts(
+        approx, relative_error, np.dtype(np.float64)
+    )
+    same = (rounded == general) | (np.isnan(rounded) & np.isnan(general))
+    assert same.all()
+    # Every decided result in the range that float64 arithmetic tests: the
+    # exact error interval lies strictly between the midpoints next to the
+    # rounded value. The rest take the general test, compared above.
+    magnitude = np.abs(rounded)
+    ordinary = (magnitude >= 2.0**-958) & (magnitude < np.finfo(np.float64).max)
+    wrong = []
+    for index in np.flatnonzero(~undecided & ordinary):
+        value = _exact(approx[index])
+        radius = abs(value) * Fraction(relative_error)
+        centre = Fraction(float(rounded[index]))
+        below = Fraction(float(np.nextafter(rounded[index], -np.inf)))
+        above = Fraction(float(np.nextafter(rounded[index], np.inf)))
+        low_midpoint = (centre + below) / 2
+        high_midpoint = (centre + above) / 2
+        inside = low_midpoint < value - radius and value + radius < high_midpoint
+        if not inside:
+            wrong.append(repr(approx[index]))
+    assert wrong == []
+    # On offsets spread evenly over an ulp, it decides about as many as the
+    # general test, which rounds the ends of each interval itself.
+    rng = np.random.default_rng(5)
+    base = rng.uniform(0.5, 1000, 100_000)
+    offsets = rng.uniform(-0.5, 0.5, base.shape) * np.spacing(base)
+    spread = base.astype(np.longdouble) + offsets.astype(np.longdouble)
+    _, spread_undecided = round_decided(spread, relative_error, np.dtype(np.float64))
+    _, spread_general = _round_decided_by_casts(
+        spread, relative_error, np.dtype(np.float64)
+    )
+    assert spread_undecided.sum() <= 1.1 * spread_general.sum() + 5

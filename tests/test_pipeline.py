@@ -5,6 +5,8 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -173,3 +175,97 @@ def test_closed_stdin_with_dash():
     result = shell("softplus eval - <&-")
     assert result.returncode == 2
     assert "stdin is closed" in result.stderr
+
+
+def _worker_processes_left(marker: str) -> list[int]:
+    """Return the processes whose environment contains `marker` (Linux)."""
+    left = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environment = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if marker.encode() in environment:
+            left.append(int(entry.name))
+    return left
+
+
+def _wait_until_gone(marker: str, seconds: float = 10.0) -> list[int]:
+    deadline = time.monotonic() + seconds
+    left = _worker_processes_left(marker)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.05)
+        left = _worker_processes_left(marker)
+    return left
+
+
+def test_long_stream_matches_single_process_output():
+    # Worker processes take the blocks after the first when softplus runs as a
+    # program; the Typer app called in-process uses threads. Same text.
+    command = "seq -50 0.0003 50 | {} eval - -d --dtype float64 --format csv"
+    as_program = shell(command.format("softplus"))
+    in_process = shell(
+        command.format(f"{sys.executable} -c 'from softplus_cli.cli import app; app()'")
+    )
+    assert as_program.returncode == 0
+    assert in_process.returncode == 0
+    assert len(as_program.stdout.splitlines()) == 333_335
+    assert as_program.stdout == in_process.stdout
+
+
+def test_invalid_number_in_a_late_block_stops_after_earlier_rows():
+    result = shell("{ seq 1 300000; echo oops; seq 1 10; } | softplus eval -")
+    assert result.returncode == 2
+    assert result.stderr == (
+        "softplus: error: invalid number 'oops' on line 300001 of standard input: "
+        "expected a decimal number such as 1.5, -2e-3, inf or nan\n"
+    )
+    rows = result.stdout.splitlines()
+    assert len(rows) < 300_000
+    assert [row.split("\t")[0] for row in rows] == [
+        f"{float(n)}" for n in range(1, len(rows) + 1)
+    ]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_no_worker_processes_outlive_head():
+    marker = f"SOFTPLUS_TEST_MARKER={uuid.uuid4()}"
+    result = shell(f"seq 1 3000000 | env {marker} softplus eval - | head -2")
+    assert result.stdout == "1.0\t1.3132616\n2.0\t2.126928\n"
+    assert result.stderr == ""
+    assert _wait_until_gone(marker) == []
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_interrupt_during_a_long_stream_ends_every_process(tmp_path):
+    marker = str(uuid.uuid4())
+    output = tmp_path / "out.tsv"
+    with output.open("wb") as stdout:
+        process = subprocess.Popen(
+            [SOFTPLUS, "eval", "-"],
+            stdin=subprocess.PIPE,
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "SOFTPLUS_TEST_MARKER": marker},
+        )
+        # Enough blocks for worker processes to start; stdin stays open.
+        process.stdin.write(b"".join(b"%d\n" % n for n in range(1, 400_001)))
+        process.stdin.flush()
+        deadline = time.monotonic() + 60
+        while output.stat().st_size < 4_000_000 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130
+    assert b"Traceback" not in stderr
+    assert _wait_until_gone(marker) == []
+
+
+def test_full_disk_during_a_long_stream_is_one_line_exit_1():
+    result = shell("seq 1 500000 | softplus eval - > /dev/full")
+    assert result.returncode == 1
+    assert result.stderr == (
+        "softplus: error: cannot write the output: No space left on device\n"
+    )

@@ -1,0 +1,102 @@
+"""The pipeline that runs work on chunks in worker threads or processes."""
+
+import os
+import sys
+
+import pytest
+
+from softplus_cli.pipeline import PipedText, Pipeline, WorkerError, can_fork
+
+needs_fork = pytest.mark.skipif(not can_fork(), reason="worker processes need fork")
+
+# JAX, when another test has imported it into this process, warns at every
+# fork. The children here run only the small functions below, no JAX.
+pytestmark = pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")
+
+
+def square(chunk):
+    if chunk == "fail":
+        raise ValueError("invalid chunk 'fail'")
+    return chunk, f"{chunk * chunk}\n".encode()
+
+
+def collect(results):
+    def finish(result):
+        value, text = result
+        if isinstance(text, PipedText):
+            text = text.read()
+        results.append((value, text))
+
+    return finish
+
+
+@pytest.mark.parametrize("processes", [False, pytest.param(True, marks=needs_fork)])
+def test_results_arrive_in_chunk_order(processes):
+    results = []
+    with Pipeline(square, collect(results), processes=processes) as pipeline:
+        for chunk in range(40):
+            pipeline.submit(chunk)
+    assert results == [(n, f"{n * n}\n".encode()) for n in range(40)]
+
+
+@needs_fork
+def test_worker_processes_are_reaped():
+    results = []
+    with Pipeline(square, collect(results), processes=True) as pipeline:
+        for chunk in range(10):
+            pipeline.submit(chunk)
+        pids = [worker.pid for worker in pipeline.processes]
+    assert pids
+    for pid in pids:
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+
+
+@pytest.mark.parametrize("processes", [False, pytest.param(True, marks=needs_fork)])
+def test_error_in_a_later_chunk_reaches_the_caller(processes):
+    results = []
+    pipeline = Pipeline(square, collect(results), processes=processes)
+    with pytest.raises(ValueError, match="invalid chunk 'fail'"), pipeline:
+        for chunk in [1, 2, 3, "fail", 5, 6]:
+            pipeline.submit(chunk)
+    # Chunks before the failing one are finished in order; none after it.
+    assert [value for value, _ in results] == [1, 2, 3][: len(results)]
+
+
+@needs_fork
+def test_worker_process_that_dies_is_an_error():
+    def die(chunk):
+        if chunk == 3:
+            os._exit(9)
+        return square(chunk)
+
+    results = []
+    pipeline = Pipeline(die, collect(results), processes=True)
+    with pytest.raises(WorkerError, match="ended"), pipeline:
+        for chunk in range(6):
+            pipeline.submit(chunk)
+    assert [value for value, _ in results] == [0, 1, 2]
+
+
+@needs_fork
+def test_piped_text_copies_to_a_file(tmp_path):
+    output = tmp_path / "out.txt"
+    with output.open("wb") as file:
+
+        def finish(result):
+            _, text = result
+            if isinstance(text, PipedText):
+                text.copy_to(file.fileno())
+            else:
+                file.write(text)
+                file.flush()
+
+        with Pipeline(square, finish, processes=True) as pipeline:
+            for chunk in range(20):
+                pipeline.submit(chunk)
+    assert output.read_text() == "".join(f"{n * n}\n" for n in range(20))
+
+
+def test_processes_only_where_fork_is_available():
+    pipeline = Pipeline(square, collect([]), processes=True)
+    assert pipeline.use_processes == (sys.platform.startswith("linux"))
