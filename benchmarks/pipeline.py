@@ -184,7 +184,9 @@ def measure_tree_memory(
             pss = sum(size[0] for size in sizes)
             rss = sum(size[1] for size in sizes)
             peak = TreeMemory(
-                max(peak.pss_kb, pss), max(peak.rss_kb, rss), max(peak.processes, len(pids))
+                pss_kb=max(peak.pss_kb, pss),
+                rss_kb=max(peak.rss_kb, rss),
+                processes=max(peak.processes, len(pids)),
             )
             time.sleep(MEMORY_INTERVAL)
         if feeder is not None:
