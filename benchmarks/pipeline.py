@@ -16,6 +16,11 @@ and the ratio to mawk's lines per second. It also gives the median CPU time
 (user + system) and the peak resident memory of the command's own process,
 not of `cat`, both from GNU time (/usr/bin/time).
 
+Each command then runs once more, untimed, for the memory of all its processes:
+softplus forks worker processes for long streams on Linux. The peak sums of
+their PSS (proportional set size, which splits shared pages among the processes
+that map them) and of their RSS are sampled from /proc every few milliseconds.
+
 After the timed runs, the output of each `softplus eval` is checked. A sample
 of its lines is parsed back with the project's reader, and compared bit for bit
 with `evaluate` of the same input lines, which the project's reader also reads.

@@ -287,9 +287,9 @@ SOFTPLUS_SERIES = (1 / 8, -1 / 192, 1 / 2880, -17 / 645120, 31 / 14515200)
 # so softplus(x) rounds to x.
 SOFTPLUS_LINEAR_FROM = 40.0
 # Absolute error of the series evaluation below. The terms after x/2 sum to at
-# most 2**-19, which float64 evaluates with a relative error of at most 2**-51
-# (a few roundings), and adding them to the pair errs by at most 2**-71: under
-# 2**-69 in all, with 2**-106 more from ln 2's pair. 2**-67 leaves a factor of 4.
+# most 2**-19, and float64 evaluates them within a few roundings, 2**-51
+# relative. Adding them to the pair errs by at most 2**-71. That is under
+# 2**-69 in all, with 2**-106 more from ln 2's pair: 2**-67 leaves a factor of 4.
 SOFTPLUS_SERIES_ERROR = 2.0**-67
 
 

@@ -575,7 +575,7 @@ def _run(
         table = [chunk, *results]
         if encode is None:
             return (table, counted), b""
-        # Only the text goes back, which is all a worker process need send.
+        # Only the text goes back, so a worker process sends no arrays.
         return (None, counted), encode(table)
 
     started = False

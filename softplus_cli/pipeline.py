@@ -1,11 +1,10 @@
-"""Running the work on chunks of a long stream in parallel, written in order.
+"""Parallel work on the chunks of a long stream, with results kept in order.
 
 Parsing and formatting hold Python's GIL (orjson does both), so threads
 overlap only NumPy's part of the work. Where the operating system can fork,
-chunks whose results are text go to worker processes instead, which run the
-same work function without sharing a GIL: on two cores, that takes the
-float64 `eval -` pipeline from about 1.3 to about 2 times mawk's throughput
-(docs/benchmarks.md).
+chunks whose results are text go to worker processes instead. These run the
+same work function, each with a GIL of its own. docs/benchmarks.md has the
+throughput of both.
 """
 
 from __future__ import annotations
@@ -19,12 +18,13 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-# At most this many workers, whatever the number of cores: each holds a chunk.
+# At most this many workers, whatever the number of cores, because each one
+# keeps chunks in memory.
 MAX_WORKERS = 4
 # Bytes of buffer asked for each pipe to and from a worker process.
 PIPE_SIZE = 1 << 20
-# Chunks a worker process holds at most: one it works on, and one waiting in
-# its request pipe, so that it need not wait for the parent between chunks.
+# Chunks sent to a worker process at a time: one it works on, and one waiting
+# in its request pipe, so that it need not wait for the parent between chunks.
 CHUNKS_PER_PROCESS = 2
 
 
@@ -38,8 +38,9 @@ def worker_count() -> int:
 
 
 def can_fork() -> bool:
-    """Return whether worker processes are available: on Linux only, where
-    fork is cheap and the libraries loaded here are known to survive it."""
+    """Return whether worker processes are available: on Linux only, because
+    macOS's system libraries do not support fork without exec, and Windows
+    has no fork."""
     return sys.platform.startswith("linux") and hasattr(os, "fork")
 
 
@@ -51,8 +52,9 @@ def _enlarge_pipe(descriptor: int) -> int:
     """Ask for a pipe buffer of PIPE_SIZE bytes; return the size it has, or 0
     where that cannot be known.
 
-    A chunk is about a MiB: a larger buffer means fewer wake-ups, and a request
-    that fits can wait in it while the worker finishes its last chunk.
+    A message is up to about a MiB. A larger buffer means fewer wake-ups, and
+    a request that fits can wait in it while the worker finishes its last
+    chunk.
     """
     import fcntl
 

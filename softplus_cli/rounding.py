@@ -36,7 +36,8 @@ MPMATH_LOCK = threading.Lock()
 
 # Covers the float64 rounding in the test of `_round_decided_to_float64`.
 SAFETY = 1 + 2.0**-48
-# |offset| >= |rounded| * 2**-63 and radius >= |rounded| * 2**-63 stay normal.
+# From this magnitude up, `offset` (a multiple of the long double ulp, which
+# is at least |rounded| * 2**-64) is exact in float64 and `radius` is normal.
 SMALLEST_ORDINARY = 2.0**-958
 FLOAT64_MAX = float(np.finfo(np.float64).max)
 
