@@ -88,6 +88,26 @@ def delimited_layout(columns: int, separator: str) -> RowLayout:
     return RowLayout("", (separator,) * (columns - 1) + ("\n",))
 
 
+def import_orjson() -> Any:
+    """Import orjson with SIGINT blocked, and return it, or None if missing.
+
+    orjson 3.13.0 crashes the interpreter (SIGSEGV) when a KeyboardInterrupt
+    interrupts its import. Ctrl-C during the import takes effect right after.
+    """
+    import signal
+
+    block = getattr(signal, "pthread_sigmask", None)
+    previous = None if block is None else block(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        import orjson
+    except ImportError:
+        return None
+    finally:
+        if block is not None:
+            block(signal.SIG_SETMASK, previous)
+    return orjson
+
+
 @functools.cache
 def _orjson() -> Any:
     """Return the orjson module if it is installed and writes floats as expected.
@@ -97,9 +117,8 @@ def _orjson() -> Any:
     """
     import numpy as np
 
-    try:
-        import orjson
-    except ImportError:
+    orjson = import_orjson()
+    if orjson is None:
         return None
     layout = delimited_layout(1, "\n")
     for dtype in (np.float32, np.float64):

@@ -253,11 +253,9 @@ def _json_floats(data: bytes) -> np.ndarray | None:
 
 @functools.cache
 def _orjson() -> Any:
-    try:
-        import orjson
-    except ImportError:
-        return None
-    return orjson
+    from softplus_cli.formatting import import_orjson
+
+    return import_orjson()
 
 
 @dataclass(frozen=True)
@@ -484,7 +482,12 @@ def _decimal(text: str, role: str, spec: str) -> Decimal:
 
 def _checked_count(spec: str, count: int, fix: str = "use a larger step") -> int:
     if count > MAX_GRID_POINTS:
-        shown = f"{count:,}" if count < 10**15 else f"about {float(count):.1e}"
+        if count < 10**15:
+            shown = f"{count:,}"
+        elif count < 10**300:
+            shown = f"about {float(count):.1e}"
+        else:
+            shown = "over 1e+300"
         raise InputError(
             f"invalid range {spec!r}: {shown} points is more than the "
             f"{MAX_GRID_POINTS:,} allowed; {fix}"

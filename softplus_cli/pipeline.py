@@ -204,19 +204,27 @@ class WorkerProcess:
         import signal
         import warnings
 
-        request_read, request_write = os.pipe()
-        reply_read, reply_write = os.pipe()
-        self.request_capacity = _enlarge_pipe(request_write)
-        _enlarge_pipe(reply_write)
-        # Data buffered for stdout would be written twice if the child flushed
-        # it: the child leaves through os._exit, which flushes nothing.
-        sys.stdout.flush()
-        with warnings.catch_warnings():
-            # Python 3.12 and later warn about forking a process with threads.
-            # The only other thread here is OpenBLAS's pool, which its own fork
-            # handler resets, and the child makes no BLAS calls.
-            warnings.simplefilter("ignore", DeprecationWarning)
-            pid = os.fork()
+        descriptors: list[int] = []
+        try:
+            descriptors.extend(os.pipe())
+            descriptors.extend(os.pipe())
+            request_read, request_write, reply_read, reply_write = descriptors
+            self.request_capacity = _enlarge_pipe(request_write)
+            _enlarge_pipe(reply_write)
+            # Data buffered for stdout would be written twice if the child
+            # flushed it: the child leaves through os._exit, which flushes
+            # nothing.
+            sys.stdout.flush()
+            with warnings.catch_warnings():
+                # Python 3.12 and later warn about forking a process with
+                # threads. The only other thread here is OpenBLAS's pool, which
+                # its own fork handler resets, and the child makes no BLAS calls.
+                warnings.simplefilter("ignore", DeprecationWarning)
+                pid = os.fork()
+        except OSError:
+            for descriptor in descriptors:
+                os.close(descriptor)
+            raise
         if pid == 0:
             code = 1
             try:
@@ -238,8 +246,8 @@ class WorkerProcess:
         self.pid = pid
         # Chunks sent whose results have not been received.
         self.in_flight = 0
-        self.requests = request_write
-        self.replies = reply_read
+        self.requests: int = request_write
+        self.replies: int = reply_read
 
     def send(self, message: list[Any]) -> None:
         """Send a chunk's message; raise WorkerError if the child has ended.
@@ -369,9 +377,16 @@ class Pipeline:
 
     def _start(self) -> None:
         if self.use_processes:
-            for _ in range(self.workers):
-                self.processes.append(WorkerProcess(self.work, self.processes))
-        else:
+            try:
+                for _ in range(self.workers):
+                    self.processes.append(WorkerProcess(self.work, self.processes))
+            except OSError:
+                # Out of file descriptors or processes: threads do the work.
+                for worker in self.processes:
+                    worker.stop(kill=True)
+                self.processes = []
+                self.use_processes = False
+        if not self.use_processes:
             from concurrent.futures import ThreadPoolExecutor
 
             self.executor = ThreadPoolExecutor(self.workers)

@@ -574,3 +574,9 @@ def test_long_invalid_token_is_shortened():
     message = str(raised.value)
     assert "'" + "a" * 40 + "…'" in message
     assert len(message) < 200
+
+
+@pytest.mark.parametrize("spec", ["0:1:5e-324", "0:1e300:1e-300"])
+def test_range_with_astronomical_point_count(spec):
+    with pytest.raises(InputError, match="over 1e\\+300 points"):
+        parse_range(spec, None)

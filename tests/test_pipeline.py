@@ -269,3 +269,28 @@ def test_full_disk_during_a_long_stream_is_one_line_exit_1():
     assert result.stderr == (
         "softplus: error: cannot write the output: No space left on device\n"
     )
+
+
+def test_too_few_descriptors_for_workers_falls_back():
+    # With 9 file descriptors the worker pipes cannot be made: threads work.
+    result = shell("ulimit -n 9; seq 1 300000 | softplus eval - | tail -1")
+    assert result.returncode == 0
+    assert result.stdout == "300000.0\t300000.0\n"
+    assert result.stderr == ""
+
+
+def test_interrupt_while_orjson_loads_is_not_a_crash():
+    # orjson crashes when a KeyboardInterrupt interrupts its import; the
+    # import runs with SIGINT blocked. Interrupts land at several moments
+    # around it.
+    code = (
+        "import time; time.sleep(0.04)\n"
+        "from softplus_cli.formatting import import_orjson; import_orjson()\n"
+    )
+    for delay in (0.04, 0.045, 0.05, 0.055, 0.06, 0.07):
+        process = subprocess.Popen(
+            [sys.executable, "-c", code], stderr=subprocess.DEVNULL
+        )
+        time.sleep(delay)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) != -signal.SIGSEGV
