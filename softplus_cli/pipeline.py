@@ -108,12 +108,6 @@ def _message(kind: int, value: Any, text: bytes | bytearray | memoryview) -> lis
     return [HEADER.pack(kind, len(pickled), len(text)), pickled, text]
 
 
-def _send(
-    descriptor: int, kind: int, value: Any, text: bytes | bytearray | memoryview
-) -> None:
-    _write_all(descriptor, *_message(kind, value, text))
-
-
 def _receive_header(descriptor: int) -> tuple[int, Any, int]:
     """Read a header and the pickled part after it: return the kind, the
     unpickled value and the length of the bytes part still to read."""
@@ -130,34 +124,49 @@ def _serve(work: Callable[[Any], Any], requests: int, replies: int) -> None:
     and send each result or exception to `replies`.
 
     `work` returns a value, which travels pickled, and text, which travels as
-    it is.
+    it is. A thread sends each result while the next chunk is worked on: a
+    result larger than the pipe's buffer waits there until the parent copies
+    out the results before it, and the work need not wait with it.
     """
+    import queue
+    import threading
     import traceback
 
+    # One result waiting and one being sent, at most.
+    outgoing: queue.Queue[list[Any] | None] = queue.Queue(maxsize=1)
+
+    def send_results() -> None:
+        while (message := outgoing.get()) is not None:
+            _write_all(replies, *message)
+
+    sender = threading.Thread(target=send_results, daemon=True)
+    sender.start()
     while True:
         try:
             _, chunk, _ = _receive_header(requests)
         except EOFError:
-            return
+            break
         try:
             value, text = work(chunk)
+            message = _message(RESULT, value, text)
         except Exception as error:
             # The traceback does not survive pickling: keep its text.
             error.add_note("In a worker process:\n" + traceback.format_exc())
             try:
-                _send(replies, ERROR, error, b"")
+                message = _message(ERROR, error, b"")
             except Exception:
                 text = f"{type(error).__name__}: {error}"
-                _send(replies, ERROR, WorkerError(text), b"")
-            continue
-        _send(replies, RESULT, value, text)
+                message = _message(ERROR, WorkerError(text), b"")
+        outgoing.put(message)
+    outgoing.put(None)
+    sender.join()
 
 
 class PipedText:
     """Text that a worker process has started to write to its reply pipe.
 
     Exactly one of `read` or `copy_to` must consume it before the worker's
-    next chunk is sent.
+    next result is received: the results share the pipe, in order.
     """
 
     def __init__(self, descriptor: int, length: int):

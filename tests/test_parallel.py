@@ -75,7 +75,11 @@ def test_worker_process_that_dies_is_an_error():
     with pytest.raises(WorkerError, match="ended"), pipeline:
         for chunk in range(6):
             pipeline.submit(chunk)
-    assert [value for value, _ in results] == [0, 1, 2]
+    # Results the dead worker had not sent yet are lost with it: the output
+    # is a prefix of the results before chunk 3, starting with the parent's.
+    values = [value for value, _ in results]
+    assert values == [0, 1, 2][: len(values)]
+    assert values[:1] == [0]
 
 
 @needs_fork
