@@ -325,7 +325,7 @@ class Pipeline:
     The first chunk runs in the calling thread, so a single chunk, as
     `softplus eval 1` has, starts nothing. Later ones go to one worker per
     core (at most MAX_WORKERS): processes when `processes` is set and the
-    system can fork, otherwise threads. Each thread holds at most one chunk,
+    system can fork, otherwise threads. Each thread has at most one chunk,
     and each process CHUNKS_PER_PROCESS, which bounds memory.
 
     `work` returns a pair: a value and bytes of text. `finish` receives the
