@@ -484,10 +484,10 @@ def _checked_count(spec: str, count: int, fix: str = "use a larger step") -> int
     if count > MAX_GRID_POINTS:
         if count < 10**15:
             shown = f"{count:,}"
-        elif count < 10**300:
+        elif count < 10**308:
             shown = f"about {float(count):.1e}"
         else:
-            shown = "over 1e+300"
+            shown = "over 1e+308"
         raise InputError(
             f"invalid range {spec!r}: {shown} points is more than the "
             f"{MAX_GRID_POINTS:,} allowed; {fix}"
