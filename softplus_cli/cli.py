@@ -176,7 +176,7 @@ class SoftplusGroup(TyperGroup):
             if not isinstance(error, WorkerError):
                 raise
             # A worker process was killed, by the out-of-memory killer or a user.
-            report(f"error: {error}; the output stops before its rows")
+            report(f"error: {error}")
             code = 1
         if not standalone_mode:
             return code

@@ -89,22 +89,35 @@ def delimited_layout(columns: int, separator: str) -> RowLayout:
 
 
 def import_orjson() -> Any:
-    """Import orjson with SIGINT blocked, and return it, or None if missing.
+    """Import orjson and return it, or None if it is missing, with Ctrl-C
+    held back until the import is over.
 
     orjson 3.13.0 crashes the interpreter (SIGSEGV) when a KeyboardInterrupt
-    interrupts its import. Ctrl-C during the import takes effect right after.
+    interrupts its import. Blocking SIGINT in this thread is not enough, since
+    the kernel may deliver it to another thread (OpenBLAS's). So in the main
+    thread, where Python raises KeyboardInterrupt, a handler only records the
+    signal during the import, and the usual handler runs after it.
     """
     import signal
+    import threading
 
-    block = getattr(signal, "pthread_sigmask", None)
-    previous = None if block is None else block(signal.SIG_BLOCK, {signal.SIGINT})
+    interrupted: list[int] = []
+    swap = threading.current_thread() is threading.main_thread()
+    if swap:
+        previous = signal.signal(
+            signal.SIGINT, lambda number, frame: interrupted.append(number)
+        )
     try:
         import orjson
     except ImportError:
         return None
     finally:
-        if block is not None:
-            block(signal.SIG_SETMASK, previous)
+        if swap:
+            signal.signal(signal.SIGINT, previous)
+            if interrupted and callable(previous):
+                previous(signal.SIGINT, None)
+            elif interrupted and previous == signal.SIG_DFL:
+                signal.raise_signal(signal.SIGINT)
     return orjson
 
 

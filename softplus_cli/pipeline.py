@@ -191,7 +191,10 @@ class PipedText:
                 # cannot take spliced data.
                 break
             if moved == 0:
-                raise WorkerError("a worker process ended while sending its output")
+                raise WorkerError(
+                    "a worker process ended while sending its rows: the last "
+                    "row written may be cut short"
+                )
             left -= moved
         while left:
             part = _read_exactly(self.descriptor, min(left, 1 << 20))
@@ -299,7 +302,8 @@ class WorkerProcess:
             kind, value, length = _receive_header(self.replies)
         except EOFError:
             raise WorkerError(
-                f"worker process {self.pid} ended without a result"
+                f"worker process {self.pid} ended without a result: the output "
+                "stops before its rows"
             ) from None
         if kind == ERROR:
             raise value
