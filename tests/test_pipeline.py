@@ -210,8 +210,9 @@ def _wait_until_gone(marker: str, seconds: float = 10.0) -> list[int]:
 
 
 def test_long_stream_matches_single_process_output():
-    # Worker processes take the blocks after the first when softplus runs as a
-    # program; the Typer app called in-process uses threads. Same text.
+    # Run as a program, softplus gives the blocks after the first to worker
+    # processes; the Typer app called in its own process uses threads. The text
+    # is the same.
     command = "seq -50 0.0003 50 | {} eval - -d --dtype float64 --format csv"
     as_program = shell(command.format("softplus"))
     in_process = shell(
@@ -223,7 +224,7 @@ def test_long_stream_matches_single_process_output():
     assert as_program.stdout == in_process.stdout
 
 
-def test_invalid_number_in_a_late_block_stops_after_earlier_rows():
+def test_invalid_number_in_late_block():
     result = shell("{ seq 1 300000; echo oops; seq 1 10; } | softplus eval -")
     assert result.returncode == 2
     assert result.stderr == (
