@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     import mpmath
@@ -266,13 +266,6 @@ def _softplus_approx(x: np.ndarray, parameters: Parameters) -> np.ndarray:
     return _apply_threshold(x, result, parameters, linear_value=x)
 
 
-def _two_sum(a: Any, b: Any) -> tuple[Any, Any]:
-    """Return (s, e) with s = fl(a + b) and s + e = a + b exactly (Knuth)."""
-    total = a + b
-    b_part = total - a
-    return total, (a - (total - b_part)) + (b - b_part)
-
-
 # ln 2 as a float64 pair: LN2_HIGH is ln 2 rounded, and LN2_LOW the float64
 # nearest to the rest, so the pair is within 2**-106 of ln 2.
 LN2_HIGH = 0.6931471805599453
@@ -307,6 +300,8 @@ def _softplus_decide_float64(
     """
     import numpy as np
 
+    from softplus_cli.doubledouble import two_sum
+
     beta = float(parameters["beta"] or 1.0)
     threshold = parameters.get("threshold")
     # PyTorch's threshold makes results linear from beta*x > threshold on:
@@ -319,14 +314,14 @@ def _softplus_decide_float64(
     small = np.flatnonzero(np.abs(x) <= SOFTPLUS_SERIES_LIMIT)
     if len(small):
         z = x[small]
-        high, error = _two_sum(LN2_HIGH, z * 0.5)
+        high, error = two_sum(LN2_HIGH, z * 0.5)
         square = z * z
         rest = np.full_like(z, SOFTPLUS_SERIES[-1])
         for coefficient in reversed(SOFTPLUS_SERIES[:-1]):
             rest = rest * square + coefficient
         rest *= square
         low = error + (LN2_LOW + rest)
-        rounded, offset = _two_sum(high, low)
+        rounded, offset = two_sum(high, low)
         values[small] = rounded
         decided[small] = np.abs(offset) + SOFTPLUS_SERIES_ERROR < 2.0**-54
     return values, decided

@@ -59,7 +59,8 @@ _LOG1P_COEFFICIENTS = [_parts(Fraction((-1) ** (k + 1), k), 2) for k in range(1,
 _LOG1P_DOUBLE_TERMS = 7
 
 
-def _two_sum(a, b):
+def two_sum(a, b):
+    """Return (s, e) with s = fl(a + b) and s + e = a + b exactly (Knuth)."""
     s = a + b
     v = s - a
     return s, (a - (s - v)) + (b - v)
@@ -85,8 +86,8 @@ def _two_prod(a, b):
 
 
 def _add(a, b):
-    s, e = _two_sum(a[0], b[0])
-    t, f = _two_sum(a[1], b[1])
+    s, e = two_sum(a[0], b[0])
+    t, f = two_sum(a[1], b[1])
     e = e + t
     s, e = _quick_two_sum(s, e)
     e = e + f

@@ -483,13 +483,13 @@ def _decimal(text: str, role: str, spec: str) -> Decimal:
 def _checked_count(spec: str, count: int, fix: str = "use a larger step") -> int:
     if count > MAX_GRID_POINTS:
         if count < 10**15:
-            shown = f"{count:,}"
+            count_text = f"{count:,}"
         elif count < 10**308:
-            shown = f"about {float(count):.1e}"
+            count_text = f"about {float(count):.1e}"
         else:
-            shown = "over 1e+308"
+            count_text = "over 1e+308"
         raise InputError(
-            f"invalid range {spec!r}: {shown} points is more than the "
+            f"invalid range {spec!r}: {count_text} points is more than the "
             f"{MAX_GRID_POINTS:,} allowed; {fix}"
         )
     return count

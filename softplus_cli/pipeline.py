@@ -162,6 +162,12 @@ def _serve(work: Callable[[Any], Any], requests: int, replies: int) -> None:
     sender.join()
 
 
+CUT_SHORT = (
+    "a worker process ended while sending its rows: the last row written may "
+    "be cut short"
+)
+
+
 class PipedText:
     """Text that a worker process has started to write to its reply pipe.
 
@@ -174,7 +180,13 @@ class PipedText:
         self.length = length
 
     def read(self) -> bytes:
-        return bytes(_read_exactly(self.descriptor, self.length))
+        return bytes(self._read(self.length))
+
+    def _read(self, size: int) -> bytearray:
+        try:
+            return _read_exactly(self.descriptor, size)
+        except EOFError:
+            raise WorkerError(CUT_SHORT) from None
 
     def copy_to(self, output: int) -> None:
         """Move the text to the file descriptor `output`, in the kernel where
@@ -191,13 +203,10 @@ class PipedText:
                 # cannot take spliced data.
                 break
             if moved == 0:
-                raise WorkerError(
-                    "a worker process ended while sending its rows: the last "
-                    "row written may be cut short"
-                )
+                raise WorkerError(CUT_SHORT)
             left -= moved
         while left:
-            part = _read_exactly(self.descriptor, min(left, 1 << 20))
+            part = self._read(min(left, 1 << 20))
             _write_all(output, part)
             left -= len(part)
 
@@ -289,15 +298,16 @@ class WorkerProcess:
         return sum(len(part) for part in message) <= self.request_capacity
 
     def reply_ready(self) -> bool:
-        """Return whether the result of the chunk sent last has started to arrive."""
+        """Return whether the oldest result not yet received has started to
+        arrive."""
         import select
 
         ready, _, _ = select.select([self.replies], [], [], 0)
         return bool(ready)
 
     def receive(self) -> tuple[Any, PipedText]:
-        """Return the value of the result of the chunk sent last, and its text
-        still in the pipe; or raise the chunk's exception."""
+        """Return the value of the oldest result not yet received, and its
+        text still in the pipe; or raise that chunk's exception."""
         try:
             kind, value, length = _receive_header(self.replies)
         except EOFError:
@@ -347,7 +357,6 @@ class Pipeline:
         self.finish = finish
         self.use_processes = processes and can_fork()
         self.first = True
-        self.started = False
         self.workers = worker_count()
         self.executor: Any = None
         self.processes: list[WorkerProcess] = []
@@ -360,8 +369,7 @@ class Pipeline:
             self.first = False
             self.finish(self.work(chunk))
             return
-        if not self.started:
-            self.started = True
+        if self.executor is None and not self.processes:
             self._start()
         if self.use_processes:
             message = _message(RESULT, chunk, b"")

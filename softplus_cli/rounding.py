@@ -38,7 +38,7 @@ MPMATH_LOCK = threading.Lock()
 SAFETY = 1 + 2.0**-48
 # From this magnitude up, `offset` (a multiple of the long double ulp, which
 # is at least |rounded| * 2**-64) is exact in float64 and `radius` is normal.
-SMALLEST_ORDINARY = 2.0**-958
+MIN_ORDINARY = 2.0**-958
 FLOAT64_MAX = float(np.finfo(np.float64).max)
 
 
@@ -94,12 +94,12 @@ def _round_decided_to_float64(
         half_down = (rounded - np.nextafter(rounded, -np.inf)) * 0.5
         undecided = (offset + radius) * SAFETY >= half_up
         undecided |= (radius - offset) * SAFETY >= half_down
-    # NaN compares false above, so it decides itself. Below SMALLEST_ORDINARY,
+    # NaN compares false above, so it decides itself. Below MIN_ORDINARY,
     # float64 would round `offset` or `radius` (they would be subnormal). The
     # largest finite value's upper neighbour is infinity. Those results, zero
     # and infinities take the general test.
     magnitude = np.abs(rounded)
-    ordinary = (magnitude >= SMALLEST_ORDINARY) & (magnitude < FLOAT64_MAX)
+    ordinary = (magnitude >= MIN_ORDINARY) & (magnitude < FLOAT64_MAX)
     indices = np.flatnonzero(~ordinary & np.isfinite(approx))
     undecided[~ordinary] = False
     if len(indices):
