@@ -270,20 +270,24 @@ def _softplus_approx(x: np.ndarray, parameters: Parameters) -> np.ndarray:
 # nearest to the rest, so the pair is within 2**-106 of ln 2.
 LN2_HIGH = 0.6931471805599453
 LN2_LOW = 2.3190468138462996e-17
-# Up to this |x|, ln(1 + e^x) = ln 2 + x/2 + x²/8 − x⁴/192 + x⁶/2880
-# − 17x⁸/645120 + 31x¹⁰/14515200, and the first omitted term,
-# 691x¹²/3832012800, is under 2**-118.
+# Up to this |x|, ln(1 + e^x) = ln 2 + x/2 + x²/8 − x⁴/192 + x⁶/2880 − ...,
+# and the terms omitted, from −17x⁸/645120 on, alternate and shrink: they sum
+# to under 2**-79.
 SOFTPLUS_SERIES_LIMIT = 2.0**-8
-# Coefficients of x², x⁴, ... x¹⁰ in that series.
-SOFTPLUS_SERIES = (1 / 8, -1 / 192, 1 / 2880, -17 / 645120, 31 / 14515200)
+# Coefficients of x², x⁴ and x⁶ in that series.
+SOFTPLUS_SERIES = (1 / 8, -1 / 192, 1 / 2880)
 # From here on, ln(1 + e^-x) < e^-40 < 2**-57 is less than half an ulp of x,
 # so softplus(x) rounds to x.
 SOFTPLUS_LINEAR_FROM = 40.0
 # Absolute error of the series evaluation below. The terms after x/2 sum to at
 # most 2**-19, and float64 evaluates them within a few roundings, 2**-51
 # relative. Adding them to the pair errs by at most 2**-71. That is under
-# 2**-69 in all, with 2**-106 more from ln 2's pair: 2**-67 leaves a factor of 4.
+# 2**-69 in all, with 2**-79 from the terms omitted and 2**-106 from ln 2's
+# pair: 2**-67 leaves a factor of nearly 4.
 SOFTPLUS_SERIES_ERROR = 2.0**-67
+# The series' results lie in [0.69, 0.7], where float64's spacing is 2**-53:
+# one is decided when its distance from the rounded value is under this.
+SOFTPLUS_SERIES_DECIDED = 2.0**-54 - SOFTPLUS_SERIES_ERROR
 
 
 def _softplus_decide_float64(
@@ -294,13 +298,10 @@ def _softplus_decide_float64(
     Inputs from 40 on give x itself. Inputs with |x| <= 2**-8 take the series
     of SOFTPLUS_SERIES_LIMIT: ln 2 + x/2 is summed exactly as a pair, the rest
     in float64, and a final exact sum gives the rounded value and its distance
-    from the approximation. Every such result lies in [0.69, 0.7], where the
-    float64 spacing is 2**-53, so it is decided when that distance plus
+    from the approximation. It is decided when that distance plus
     SOFTPLUS_SERIES_ERROR is under half the spacing: all but about 1 in 8,000.
     """
     import numpy as np
-
-    from softplus_cli.doubledouble import two_sum
 
     beta = float(parameters["beta"] or 1.0)
     threshold = parameters.get("threshold")
@@ -308,22 +309,28 @@ def _softplus_decide_float64(
     # from 1 on, it changes none of the results decided here.
     if beta != 1.0 or (threshold is not None and threshold < 1.0):
         return None
-    values = np.empty_like(x)
+    # x itself from 40 on; `evaluate` replaces the elements not decided.
+    values = x.copy()
     decided = x >= SOFTPLUS_LINEAR_FROM
-    values[decided] = x[decided]
     small = np.flatnonzero(np.abs(x) <= SOFTPLUS_SERIES_LIMIT)
     if len(small):
         z = x[small]
-        high, error = two_sum(LN2_HIGH, z * 0.5)
+        half = z * 0.5
         square = z * z
-        rest = np.full_like(z, SOFTPLUS_SERIES[-1])
-        for coefficient in reversed(SOFTPLUS_SERIES[:-1]):
-            rest = rest * square + coefficient
-        rest *= square
-        low = error + (LN2_LOW + rest)
-        rounded, offset = two_sum(high, low)
+        # Both sums below add a smaller magnitude to a larger one, so two
+        # operations recover each one's rounding error exactly (Fast2Sum).
+        high = half + LN2_HIGH
+        error = half - (high - LN2_HIGH)
+        low = square * SOFTPLUS_SERIES[2] + SOFTPLUS_SERIES[1]
+        low *= square
+        low += SOFTPLUS_SERIES[0]
+        low *= square
+        low += LN2_LOW
+        low += error
+        rounded = high + low
+        offset = low - (rounded - high)
         values[small] = rounded
-        decided[small] = np.abs(offset) + SOFTPLUS_SERIES_ERROR < 2.0**-54
+        decided[small] = np.abs(offset) < SOFTPLUS_SERIES_DECIDED
     return values, decided
 
 

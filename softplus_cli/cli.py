@@ -4,6 +4,7 @@ import enum
 import functools
 import importlib
 import inspect
+import os
 import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -883,6 +884,10 @@ def main() -> None:
     global _forking_allowed
     _forking_allowed = True
 
+    # OpenBLAS, which NumPy loads, starts a pool of threads that spin for a
+    # while after start-up, taking a core from the work. softplus makes no
+    # BLAS call that threads would speed up.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     if hasattr(signal, "SIGPIPE"):
         # Die silently like other Unix filters when `head` stops reading.
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)

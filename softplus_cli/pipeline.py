@@ -238,8 +238,9 @@ class WorkerProcess:
             sys.stdout.flush()
             with warnings.catch_warnings():
                 # Python 3.12 and later warn about forking a process with
-                # threads. The only other thread here is OpenBLAS's pool, which
-                # its own fork handler resets, and the child makes no BLAS calls.
+                # threads. The only other thread here is OpenBLAS's pool, where
+                # OPENBLAS_NUM_THREADS allows one: its own fork handler resets
+                # it, and the child makes no BLAS calls.
                 warnings.simplefilter("ignore", DeprecationWarning)
                 pid = os.fork()
         except OSError:

@@ -81,28 +81,32 @@ def _round_decided_to_float64(
     results, with as few operations in the wider dtype as it can.
 
     An element is decided when its error interval, `offset` ± `radius` around
-    the rounded value, lies strictly between the midpoints to the float64
-    neighbours below and above. Only the subtraction runs in the wide dtype,
-    where it is exact. The rest runs in float64, whose relative rounding
-    errors of 2**-53 the factor SAFETY covers.
+    the rounded value, lies strictly within half the gap to the float64
+    neighbour toward zero. That gap is never wider than the one away from
+    zero, so the test is the same on both sides. Only the subtraction runs in
+    the wide dtype, where it is exact. The rest runs in float64, whose
+    relative rounding errors of 2**-53 the factor SAFETY covers.
     """
     with np.errstate(all="ignore"):
         rounded = approx.astype(np.float64)
         offset = (approx - rounded).astype(np.float64)
-        radius = np.abs(rounded) * relative_error
-        half_up = (np.nextafter(rounded, np.inf) - rounded) * 0.5
-        half_down = (rounded - np.nextafter(rounded, -np.inf)) * 0.5
-        undecided = (offset + radius) * SAFETY >= half_up
-        undecided |= (radius - offset) * SAFETY >= half_down
-    # NaN compares false above, so it decides itself. Below MIN_ORDINARY,
-    # float64 would round `offset` or `radius` (they would be subnormal). The
-    # largest finite value's upper neighbour is infinity. Those results, zero
-    # and infinities take the general test.
-    magnitude = np.abs(rounded)
+        magnitude = np.abs(rounded)
+        # For a positive finite float64, the integer below its bits is the
+        # bits of its neighbour toward zero. This takes two vectorized integer
+        # operations, where NumPy's nextafter took about 5 ns an element here.
+        toward_zero = (magnitude.view(np.int64) - 1).view(np.float64)
+        half_gap = (magnitude - toward_zero) * 0.5
+        np.abs(offset, out=offset)
+        offset += magnitude * relative_error
+        offset *= SAFETY
+        undecided = offset >= half_gap
+    # Below MIN_ORDINARY, float64 would round `offset` or `radius` (they would
+    # be subnormal). The largest finite value's upper neighbour is infinity.
+    # Those results, zero, infinities and NaN take the general test, which
+    # decides NaN and the exact infinities.
     ordinary = (magnitude >= MIN_ORDINARY) & (magnitude < FLOAT64_MAX)
-    indices = np.flatnonzero(~ordinary & np.isfinite(approx))
-    undecided[~ordinary] = False
-    if len(indices):
+    if not ordinary.all():
+        indices = np.flatnonzero(~ordinary)
         _, general = _round_decided_by_casts(
             approx[indices], relative_error, np.dtype(np.float64)
         )

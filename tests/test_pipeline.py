@@ -282,7 +282,7 @@ def test_too_few_descriptors_for_workers_falls_back():
 
 INTERRUPTED_IMPORT = """
 import os, signal, sys
-import numpy  # starts OpenBLAS's threads, as a real run has before orjson loads
+import numpy  # starts OpenBLAS's threads when OPENBLAS_NUM_THREADS is unset
 from softplus_cli.formatting import import_orjson
 
 class InterruptDuringImport:
