@@ -603,7 +603,7 @@ def _fast_path(
 
     It runs on slices, which bounds its temporaries in the working dtype, while
     the later stages run once on all the undecided elements: the double-double
-    stage costs about a millisecond a call however few elements it has.
+    stage costs about 0.1 ms a call however few elements it has.
     """
     import numpy as np
 

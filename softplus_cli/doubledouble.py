@@ -1,41 +1,90 @@
 """Double-double refinement of float64 results that the fast path left undecided.
 
 A double-double number is an unevaluated sum hi + lo of two float64 values with
-|lo| <= ulp(hi)/2, about 106 significant bits. This module evaluates softplus,
-sigmoid and their derivatives in that format, vectorized with NumPy, for inputs
-with |beta*x| <= MAX_INPUT, where every intermediate value stays normal.
-Its relative error is at most 2**-96 on the inputs measured, and about 2**-94
-at worst by analysis (the Newton step for ln(1 + e) near e = 2**-10 loses 10 of
-its 106 bits); tests/test_accuracy.py checks it against mpmath. RELATIVE_BOUND
-leaves a factor of 64 over the analysis.
+|lo| <= ulp(hi)/2. This module evaluates softplus, sigmoid and their
+derivatives in that format, vectorized with NumPy, for inputs with
+|beta*x| <= MAX_INPUT. It runs once a block, on that block's undecided inputs,
+so its cost is mostly the number of NumPy calls, whatever the number of
+elements. To keep that number low, it aims at a relative error of about
+2**-87 rather than the format's 2**-104. That still decides all but about 1 in
+10**8 of the roundings to float64.
+
+Method, with z = beta*x, m = |z| and e = e**-m in (0, 1]:
+
+- exp_nonpositive writes -m = r - k ln2/N with N = 2048 and an integer k, so
+  that e**-m = 2**-(k // N) * 2**(-(k % N)/N) * e**r with |r| < 2**-12.5. A
+  table contains 2**(-j/N) as double-doubles. e**r - 1 is r + r**2/2, with r**2
+  exact, plus r**3 (1/6 + r/24 + r**2/120 + r**3/720) in float64.
+- log1p_unit takes kk, the integer nearest ln(1 + e) N/ln2, from NumPy's
+  float64 log1p. Then ln(1 + e) = kk ln2/N + ln(1 + v) with
+  v = (1 + e) 2**(-kk/N) - 1 and |v| < 2**-12.5, and the table contains both
+  kk ln2/N and 2**(-kk/N). ln(1 + v) is v - v**2/2 + v**3/3, with v**2 and
+  v**3 exact, plus v**4 (-1/4 + v/5 - v**2/6 + v**3/7 - v**4/8) in float64.
+  The choice of kk needs log1p only to within 2**-40, far looser than NumPy's
+  few ulp.
+- softplus is max(z, 0) + ln(1 + e), then divided by beta. sigmoid is
+  1/(1 + e) for z >= 0 and e/(1 + e) below, and its derivative e/(1 + e)**2.
+  Each division is one double-double division.
+
+Error analysis, with u = 2**-53:
+
+- exp_nonpositive: e**r - 1 is within 2**-90.4 absolutely. Its float64 cubic
+  term is below 2**-40.1 and carries at most 5u of rounding, 2**-90.8. The
+  reduction to r adds 2**-97 (2**-107 without a low part of beta*x), the
+  roundings of the low parts and the omitted terms in r_low 2**-93.6, and the
+  truncation after r**6 2**-99.8. The product by the table entry adds
+  3 * 2**-93 relatively, for 2**-89.8 in all.
+- log1p_unit with kk >= 1, where ln(1 + e) > 2**-12.6: the absolute errors
+  are v's (2**-102.6), the quartic term's (5u of a value below 2**-52, so
+  2**-102.7), the rounding of v_low/(1 + v_high) (2**-103.6) and the omitted
+  term in v_low**2 (2**-104.4), and the sum of the low parts (2**-102.3).
+  Their sum, 2**-100.6, is 2**-88.1 relatively. With kk = 0, v = e exactly
+  and the quartic term dominates: 2**-90.1 relatively.
+- A relative error d in e moves ln(1 + e), 1/(1 + e), e/(1 + e) and
+  e/(1 + e)**2 by at most d relatively.
+- The divisions (by 1 + e, (1 + e)**2 or beta) and the sum max(z, 0) +
+  ln(1 + e) add less than 2**-100 relatively.
+
+So softplus is within 2**-87.4 of the exact value, relatively, and sigmoid and
+its derivative within 2**-89.5. Results below 2**-960 are exceptions, because
+their low parts can be subnormal, and round_refined leaves them undecided.
+tests/test_accuracy.py checks the table and these bounds against mpmath, at
+the edges of the table and of the input range, where the worst error measured
+is 2**-90.8. RELATIVE_BOUND leaves a factor of more than 128 over the analysis.
 """
 
 from __future__ import annotations
 
-import math
+import functools
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import decimal
+
     import numpy as np
 
-# e^-650 is about 5e-283: results and their low parts stay normal float64 values.
+# e^-650 is about 5e-283, so e and the results' low parts stay normal float64
+# values for every beta that refine accepts.
 MAX_INPUT = 650.0
-RELATIVE_BOUND = 2.0**-88
+RELATIVE_BOUND = 2.0**-80
 
 _SPLITTER = 2.0**27 + 1
-# ln 2 in three parts. The first has 32 significant bits, so k * _LN2_1 is
-# exact for every |k| <= 2**20.
 _LN2 = Fraction(
     "0.693147180559945309417232121458176568075500134360255254120680009493393621969694715605863326996418687542001481021"
 )
+# The table has N + 1 entries, N = _TABLE_SIZE.
+_TABLE_BITS = 11
+_TABLE_SIZE = 2**_TABLE_BITS
+_INVERSE_STEP = float(_TABLE_SIZE / _LN2)
 
 
-def _parts(value: Fraction, count: int, first_bits: int = 53) -> list[float]:
+def _parts(value: Fraction, widths: list[int]) -> list[float]:
+    """Split `value` into floats with the given numbers of significant bits,
+    each rounding the rest of the one before."""
     parts = []
     rest = value
-    for index in range(count):
-        bits = first_bits if index == 0 else 53
+    for bits in widths:
         exponent = rest.numerator.bit_length() - rest.denominator.bit_length()
         scale = Fraction(2) ** (bits - 1 - exponent)
         part = Fraction(round(rest * scale)) / scale
@@ -44,19 +93,50 @@ def _parts(value: Fraction, count: int, first_bits: int = 53) -> list[float]:
     return parts
 
 
-_LN2_1, _LN2_2, _LN2_3 = _parts(_LN2, 3, first_bits=32)
-# exp(s) - 1 = sum of s**k / k! for k = 1..16; with |s| <= ln(2)/32 the first
-# omitted term is below 2**-120 relative to s.
-_EXP_SQUARINGS = 4
-_EXP_COEFFICIENTS = [_parts(Fraction(1, math.factorial(k)), 2) for k in range(1, 17)]
-# The terms from s**9 on are below 2**-68 relative to s, so float64 sums them to
-# well within 2**-120 of s: only the first 8 coefficients need double-doubles.
-_EXP_DOUBLE_TERMS = 8
-# log1p(e) = sum of (-1)**(k+1) e**k / k for k = 1..13, used for e <= 2**-10.
-_LOG1P_SERIES_LIMIT = 2.0**-10
-_LOG1P_COEFFICIENTS = [_parts(Fraction((-1) ** (k + 1), k), 2) for k in range(1, 14)]
-# The terms from e**8 on are below 2**-73 relative to e: float64 sums them.
-_LOG1P_DOUBLE_TERMS = 7
+# ln2/N in three parts. exp_nonpositive multiplies them by integers
+# k <= 650 N/ln2 < 2**21, which leaves the first two products exact.
+_STEP_HIGH, _STEP_MIDDLE, _STEP_LOW = _parts(_LN2 / _TABLE_SIZE, [32, 32, 53])
+# e**r - 1 - r - r**2/2 = r**3 times this polynomial, for |r| < 2**-12.5.
+_EXP_COEFFICIENTS = [float(Fraction(1, n)) for n in (6, 24, 120, 720)]
+# ln(1 + v) - v + v**2/2 - v**3/3 = v**4 times this polynomial, for |v| < 2**-12.5.
+_LOG1P_COEFFICIENTS = [float(Fraction((-1) ** (n + 1), n)) for n in range(4, 9)]
+_THIRD = float(Fraction(1, 3))
+
+
+@functools.cache
+def _table() -> np.ndarray:
+    """Compute the table, a (6, N + 1) array whose column j contains 2**(-j/N) as
+    a double-double, the two halves of its high part for exact products, and
+    j ln2/N as a double-double."""
+    import decimal
+
+    import numpy as np
+
+    # At 60 digits, each power is still within 10**-55 of 2**(-j/N) relatively
+    # after N products.
+    context = decimal.Context(prec=60)
+    step = context.divide(context.ln(2), _TABLE_SIZE)
+    ratio = context.exp(context.minus(step))
+    power = decimal.Decimal(1)
+    columns = []
+    for j in range(_TABLE_SIZE + 1):
+        logarithm = context.multiply(step, j)
+        columns.append(
+            [*_double_double(power, context), *_double_double(logarithm, context)]
+        )
+        power = context.multiply(power, ratio)
+    scale_high, scale_low, log_high, log_low = np.array(columns).T
+    split_high, split_low = _split(scale_high)
+    return np.array([scale_high, scale_low, split_high, split_low, log_high, log_low])
+
+
+def _double_double(
+    value: decimal.Decimal, context: decimal.Context
+) -> tuple[float, float]:
+    import decimal
+
+    high = float(value)
+    return high, float(context.subtract(value, decimal.Decimal(high)))
 
 
 def two_sum(a, b):
@@ -67,66 +147,67 @@ def two_sum(a, b):
 
 
 def _quick_two_sum(a, b):
+    """Return (s, e) with s + e = a + b exactly, for |a| >= |b| or a = 0 (Dekker)."""
     s = a + b
     return s, b - (s - a)
 
 
 def _split(a):
+    """Return a's high 26 bits and the rest, so that products of halves are exact."""
     t = _SPLITTER * a
     high = t - (t - a)
     return high, a - high
 
 
-def _two_prod(a, b):
+def _two_prod_split(a, a_split, b, b_split):
+    """Return (p, e) with p = fl(a * b) and p + e = a * b exactly (Dekker), from
+    the halves of a and b."""
+    a_high, a_low = a_split
+    b_high, b_low = b_split
     p = a * b
-    a_high, a_low = _split(a)
-    b_high, b_low = _split(b)
     error = ((a_high * b_high - p) + a_high * b_low + a_low * b_high) + a_low * b_low
     return p, error
 
 
-def _add(a, b):
-    s, e = two_sum(a[0], b[0])
-    t, f = two_sum(a[1], b[1])
-    e = e + t
-    s, e = _quick_two_sum(s, e)
-    e = e + f
-    return _quick_two_sum(s, e)
+def _two_prod(a, b):
+    return _two_prod_split(a, _split(a), b, _split(b))
 
 
-def _mul(a, b):
-    p, e = _two_prod(a[0], b[0])
-    e = e + (a[0] * b[1] + a[1] * b[0])
-    return _quick_two_sum(p, e)
+def _two_square(a, a_split):
+    """Return (p, e) with p = fl(a * a) and p + e = a * a exactly."""
+    a_high, a_low = a_split
+    p = a * a
+    error = ((a_high * a_high - p) + 2.0 * a_high * a_low) + a_low * a_low
+    return p, error
 
 
-def _div(a, b):
-    q1 = a[0] / b[0]
-    r = _add(a, _negate(_mul(b, (q1, 0.0 * q1))))
-    q2 = r[0] / b[0]
-    r = _add(r, _negate(_mul(b, (q2, 0.0 * q2))))
-    q3 = r[0] / b[0]
-    q = _quick_two_sum(q1, q2)
-    return _add(q, (q3, 0.0 * q3))
+def _divide(a, b):
+    """Return the double-double a / b, to within 2**-101 relatively."""
+    quotient = a[0] / b[0]
+    p, p_error = _two_prod(quotient, b[0])
+    # a[0] - p is exact (Sterbenz), and so is the remainder a[0] - quotient * b[0].
+    remainder = ((a[0] - p) - p_error) + (a[1] - quotient * b[1])
+    return _quick_two_sum(quotient, remainder / b[0])
 
 
 def _float64_horner(coefficients, x):
     """Return the polynomial sum of c[k] x**k, k from 0, in float64 alone:
     for the small high-order terms of a series."""
-    total = coefficients[-1][0]
+    total = coefficients[-1]
     for coefficient in reversed(coefficients[:-1]):
-        total = total * x + coefficient[0]
+        total = total * x + coefficient
     return total
 
 
-def _negate(a):
-    return -a[0], -a[1]
-
-
-def _constant(parts, like):
-    import numpy as np
-
-    return np.full_like(like, parts[0]), np.full_like(like, parts[1])
+def _expm1_reduced(r_high, r_low):
+    """Return e**(r_high + r_low) - 1 as an unnormalized double-double, for
+    |r_high| < 2**-12.5 and |r_low| <= 2**-55, to within 2**-90.4 absolutely."""
+    square, square_error = _two_square(r_high, _split(r_high))
+    cubic = square * r_high * _float64_horner(_EXP_COEFFICIENTS, r_high)
+    high, high_error = _quick_two_sum(r_high, 0.5 * square)
+    # e**(r_high + r_low) - 1 = P + r_low (1 + P) + O(r_low**2), P = e**r_high - 1.
+    low = high_error + (0.5 * square_error + (r_low + r_low * high))
+    return high, cubic + low
 
 
 def exp_nonpositive(
@@ -136,49 +217,72 @@ def exp_nonpositive(
     t_low within half an ulp of t (0 when omitted)."""
     import numpy as np
 
-    k = np.rint(t / _LN2_1)
-    # t - k ln 2, with the first product exact and the rest as double-doubles.
-    reduced = (t - k * _LN2_1, np.zeros_like(t) if t_low is None else t_low)
-    reduced = _quick_two_sum(*reduced)
-    reduced = _add(reduced, _negate(_two_prod(k, np.full_like(t, _LN2_2))))
-    reduced = _add(reduced, (-k * _LN2_3, np.zeros_like(t)))
-    scale = 2.0**-_EXP_SQUARINGS
-    s = (reduced[0] * scale, reduced[1] * scale)
+    k = np.rint(t * -_INVERSE_STEP)
+    # t + k * _STEP_HIGH is exact: both terms are multiples of ulp(t) when
+    # |t| >= 2**-13, the sum is below 2**-12.5, and k = 0 for smaller |t|.
+    r_high, r_low = two_sum(t + k * _STEP_HIGH, k * _STEP_MIDDLE)
+    r_low = r_low + k * _STEP_LOW
+    if t_low is not None:
+        # Renormalized, so that |r_low| <= ulp(r_high)/2 <= 2**-66.
+        r_high, r_low = two_sum(r_high, r_low + t_low)
+    expm1_high, expm1_low = _expm1_reduced(r_high, r_low)
 
-    poly = (_float64_horner(_EXP_COEFFICIENTS[_EXP_DOUBLE_TERMS:], s[0]), 0.0)
-    for coefficient in reversed(_EXP_COEFFICIENTS[:_EXP_DOUBLE_TERMS]):
-        poly = _add(_mul(poly, s), coefficient)
-    expm1 = _mul(poly, s)
-    # (1 + a)**2 - 1 = a * (2 + a), which keeps the small a accurate.
-    two = _constant([2.0, 0.0], t)
-    for _ in range(_EXP_SQUARINGS):
-        expm1 = _mul(expm1, _add(two, expm1))
-    value = _add(_constant([1.0, 0.0], t), expm1)
-    exponent = k.astype(np.int64)
-    return np.ldexp(value[0], exponent), np.ldexp(value[1], exponent)
+    index = k.astype(np.int64)
+    scale_high, scale_low, split_high, split_low = _table()[
+        :4, index & (_TABLE_SIZE - 1)
+    ]
+    # scale * (1 + expm1), with the one product that needs to be exact.
+    p, p_error = _two_prod_split(
+        expm1_high, _split(expm1_high), scale_high, (split_high, split_low)
+    )
+    high, high_error = _quick_two_sum(scale_high, p)
+    small = (high_error + scale_low) + (p_error + scale_low * expm1_high)
+    high, low = _quick_two_sum(high, scale_high * expm1_low + small)
+    exponent = -(index >> _TABLE_BITS)
+    return np.ldexp(high, exponent), np.ldexp(low, exponent)
 
 
 def log1p_unit(e: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Return ln(1 + e) as a double-double for a double-double e in (0, 1]."""
     import numpy as np
 
-    # Small e: the alternating series, in Horner form.
-    series = (_float64_horner(_LOG1P_COEFFICIENTS[_LOG1P_DOUBLE_TERMS:], e[0]), 0.0)
-    for coefficient in reversed(_LOG1P_COEFFICIENTS[:_LOG1P_DOUBLE_TERMS]):
-        series = _add(_mul(series, e), coefficient)
-    series = _mul(series, e)
+    e_high, e_low = e
+    kk = np.rint(np.log1p(e_high) * _INVERSE_STEP)
+    scale_high, scale_low, split_high, split_low, log_high, log_low = _table()[
+        :, kk.astype(np.int64)
+    ]
+    # v = (1 + e) * scale - 1, exact but for the low parts' roundings (2**-102.6).
+    # With kk = 0, scale is 1 and v is e exactly.
+    p, p_error = _two_prod_split(
+        e_high, _split(e_high), scale_high, (split_high, split_low)
+    )
+    v_high, v_error = two_sum(scale_high - 1.0, p)
+    v_low = v_error + (
+        p_error + (scale_low + (e_high * scale_low + e_low * scale_high))
+    )
 
-    # Larger e: one Newton step from float64's log1p, y1 = y0 + ln(1 + v) with
-    # v = (1 + e) e**-y0 - 1, and ln(1 + v) = v - v**2/2 to within 2**-140.
-    start = np.log1p(e[0])
-    one = _constant([1.0, 0.0], e[0])
-    shifted = _mul(_add(one, e), exp_nonpositive(-start))
-    v = _add(shifted, _negate(one))
-    correction = _add(v, _negate(_mul(_mul(v, v), _constant([0.5, 0.0], e[0]))))
-    newton = _add((start, np.zeros_like(start)), correction)
+    # ln(1 + v) = ln(1 + v_high) + v_low / (1 + v_high) + O(v_low**2), with
+    # v_high**2 = square + square_error and v_high**3 = cube + cube_error +
+    # square_error * v_high exactly.
+    v_split = _split(v_high)
+    square, square_error = _two_square(v_high, v_split)
+    cube, cube_error = _two_prod_split(square, _split(square), v_high, v_split)
+    # third + remainder / 3 = cube / 3: both subtractions are exact (Sterbenz).
+    third = cube / 3.0
+    remainder = (cube - 2.0 * third) - third
+    cube_low = ((remainder + cube_error) + square_error * v_high) * _THIRD
+    quartic = (square * square) * _float64_horner(_LOG1P_COEFFICIENTS, v_high)
+    slope = v_low / (1.0 + v_high)
 
-    small = e[0] <= _LOG1P_SERIES_LIMIT
-    return np.where(small, series[0], newton[0]), np.where(small, series[1], newton[1])
+    # log_high + v_high - square/2 + third, exactly, in three quick two-sums:
+    # each first term is at least as large as the second (log_high >= ln2/N
+    # unless it is 0).
+    high, error_1 = _quick_two_sum(-0.5 * square, third)
+    high, error_2 = _quick_two_sum(v_high, high)
+    high, error_3 = _quick_two_sum(log_high, high)
+    small = error_2 + (error_1 + (cube_low - 0.5 * square_error))
+    low = (error_3 + log_low) + ((quartic + slope) + small)
+    return _quick_two_sum(high, low)
 
 
 def refine(
@@ -198,40 +302,67 @@ def refine(
     """
     import numpy as np
 
-    # beta*x = z[0] + z[1] exactly, where the product and its low part are normal.
-    z = _two_prod(x, np.full_like(x, beta))
-    negative = z[0] < 0
-    magnitude = (np.where(negative, -z[0], z[0]), np.where(negative, -z[1], z[1]))
-    usable = (magnitude[0] <= MAX_INPUT) & ((magnitude[0] >= 2.0**-900) | (x == 0))
-    usable &= np.isfinite(z[1])
+    # beta*x = z_high + z_low exactly, where the product and its low part are
+    # normal. With beta = 1 there is no low part.
+    if beta == 1.0:
+        z_high, z_low = x, None
+    else:
+        z_high, z_low = _two_prod_split(x, _split(x), beta, _split(beta))
+    negative = z_high < 0
+    magnitude = np.abs(z_high)
+    usable = (magnitude <= MAX_INPUT) & ((magnitude >= 2.0**-900) | (x == 0))
     # Beyond this range of beta, splitting it for exact products could overflow
     # and dividing by it could leave results whose low parts are subnormal.
     usable &= 2.0**-400 <= beta <= 2.0**400
+    if z_low is not None:
+        usable &= np.isfinite(z_low)
     if threshold is not None:
-        usable &= ~((z[0] > threshold) | ((z[0] == threshold) & (z[1] > 0)))
-    magnitude = (
-        np.where(usable, magnitude[0], 1.0),
-        np.where(usable, magnitude[1], 0.0),
-    )
+        above = z_high > threshold
+        if z_low is not None:
+            above |= (z_high == threshold) & (z_low > 0)
+        usable &= ~above
+    magnitude = np.where(usable, magnitude, 1.0)
+    # The low part of -|beta*x|.
+    argument_low = None
+    if z_low is not None:
+        argument_low = np.where(usable, np.where(negative, z_low, -z_low), 0.0)
 
-    e = exp_nonpositive(-magnitude[0], -magnitude[1])
-    one = _constant([1.0, 0.0], x)
+    e = exp_nonpositive(-magnitude, argument_low)
     if name == "softplus" and not derivative:
-        positive = (np.where(negative, 0.0, z[0]), np.where(negative, 0.0, z[1]))
-        value = _add(positive, log1p_unit(e))
+        value = _softplus(z_high, z_low, negative, e)
         if beta != 1.0:
-            value = _div(value, _constant([beta, 0.0], x))
+            value = _divide_by_scalar(value, beta)
     else:
-        denominator = _add(one, e)
+        denominator = _quick_two_sum(1.0, e[0])
+        denominator = (denominator[0], denominator[1] + e[1])
         if name == "sigmoid" and derivative:
-            value = _div(e, _mul(denominator, denominator))
+            square, square_error = _two_square(denominator[0], _split(denominator[0]))
+            square_error = square_error + 2.0 * denominator[0] * denominator[1]
+            value = _divide(e, _quick_two_sum(square, square_error))
         else:
-            numerator = (
-                np.where(negative, e[0], one[0]),
-                np.where(negative, e[1], one[1]),
-            )
-            value = _div(numerator, denominator)
+            numerator = (np.where(negative, e[0], 1.0), np.where(negative, e[1], 0.0))
+            value = _divide(numerator, denominator)
     return np.where(usable, value[0], np.nan), np.where(usable, value[1], np.nan)
+
+
+def _softplus(z_high, z_low, negative, e):
+    """Return max(z, 0) + ln(1 + e) as a double-double."""
+    import numpy as np
+
+    logarithm = log1p_unit(e)
+    positive = np.where(negative, 0.0, z_high)
+    high, error = two_sum(positive, logarithm[0])
+    low = error + logarithm[1]
+    if z_low is not None:
+        low = low + np.where(negative, 0.0, z_low)
+    return _quick_two_sum(high, low)
+
+
+def _divide_by_scalar(a, divisor: float):
+    quotient = a[0] / divisor
+    p, p_error = _two_prod_split(quotient, _split(quotient), divisor, _split(divisor))
+    remainder = ((a[0] - p) - p_error) + a[1]
+    return _quick_two_sum(quotient, remainder / divisor)
 
 
 def round_refined(
