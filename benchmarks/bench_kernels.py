@@ -14,6 +14,12 @@ median time per element of R runs of:
 the share of inputs whose rounding the fast path left undecided, and the share
 that the project settled in mpmath after the double-double stage. All baselines
 run in the same process, interleaved with the project's runs.
+
+A second table gives the median time of one call of the double-double stage
+(`Kernel.refine`, then `doubledouble.round_refined`) on the first 50, 200 and
+1,000 float64 inputs that the fast path left undecided, for each function and
+derivative. The stage runs once per block of input, and its cost is mostly
+the number of NumPy calls, whatever the number of elements.
 """
 
 from __future__ import annotations
@@ -30,8 +36,11 @@ from softplus_cli.activations import (
     evaluate,
     refine_undecided,
 )
+from softplus_cli.doubledouble import round_refined
 from softplus_cli.dtypes import resolve_dtype, working_dtype
 from softplus_cli.rounding import round_decided
+
+REFINE_SIZES = (50, 200, 1000)
 
 
 def median_time(function, repeats: int) -> float:
@@ -51,6 +60,33 @@ def numpy_baseline(name: str, x: np.ndarray) -> np.ndarray:
         if name == "softplus":
             return np.logaddexp(work.dtype.type(0), work)
         return 1 / (1 + np.exp(-work))
+
+
+def time_double_double_calls(uniform: np.ndarray, repeats: int) -> None:
+    parameters = default_parameters()
+    print("\nfunction\t" + "\t".join(f"us per call, {n}" for n in REFINE_SIZES))
+    for name, activation in ACTIVATIONS.items():
+        for kernel, suffix in ((activation.value, ""), (activation.derivative, "'")):
+            if kernel.refine is None:
+                continue
+            working = working_dtype(uniform.dtype)
+            with np.errstate(all="ignore"):
+                approx = kernel.approx(uniform.astype(working), parameters)
+            bound = (kernel.bound_for(working) + 1) * float(np.finfo(working).eps)
+            _, undecided = round_decided(approx, bound, uniform.dtype)
+            inputs = uniform[undecided]
+            times = []
+            for size in REFINE_SIZES:
+                x = inputs[:size]
+
+                def call(kernel=kernel, x=x):
+                    with np.errstate(all="ignore"):
+                        return round_refined(kernel.refine(x, parameters))
+
+                call()
+                median = median_time(call, repeats * 20)
+                times.append(f"{median * 1e6:.0f}" if x.size == size else "-")
+            print(f"{name}{suffix}\t" + "\t".join(times), flush=True)
 
 
 def main() -> None:
@@ -105,6 +141,7 @@ def main() -> None:
                 f"{fast_share:.3%}\t{undecided.mean():.4%}",
                 flush=True,
             )
+    time_double_double_calls(uniform, arguments.repeats)
 
 
 if __name__ == "__main__":
