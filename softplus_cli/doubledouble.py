@@ -56,12 +56,11 @@ is 2**-90.8. RELATIVE_BOUND leaves a factor of more than 128 over the analysis.
 from __future__ import annotations
 
 import functools
+import math
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    import decimal
-
     import numpy as np
 
 # e^-650 is about 5e-283, so e and the results' low parts stay normal float64
@@ -76,6 +75,8 @@ _LN2 = Fraction(
 # The table has N + 1 entries, N = _TABLE_SIZE.
 _TABLE_BITS = 11
 _TABLE_SIZE = 2**_TABLE_BITS
+# _table computes in integers that are multiples of 2**-_TABLE_PRECISION.
+_TABLE_PRECISION = 192
 _INVERSE_STEP = float(_TABLE_SIZE / _LN2)
 
 
@@ -108,35 +109,41 @@ def _table() -> np.ndarray:
     """Compute the table, a (6, N + 1) array whose column j contains 2**(-j/N) as
     a double-double, the two halves of its high part for exact products, and
     j ln2/N as a double-double."""
-    import decimal
-
     import numpy as np
 
-    # At 60 digits, each power is still within 10**-55 of 2**(-j/N) relatively
-    # after N products.
-    context = decimal.Context(prec=60)
-    step = context.divide(context.ln(2), _TABLE_SIZE)
-    ratio = context.exp(context.minus(step))
-    power = decimal.Decimal(1)
-    columns = []
-    for j in range(_TABLE_SIZE + 1):
-        logarithm = context.multiply(step, j)
-        columns.append(
-            [*_double_double(power, context), *_double_double(logarithm, context)]
-        )
-        power = context.multiply(power, ratio)
-    scale_high, scale_low, log_high, log_low = np.array(columns).T
+    one = 1 << _TABLE_PRECISION
+    # 2**(-1/N) by 11 square roots of 1/2. Each isqrt rounds down by less than
+    # one unit, 2**-191.5 relatively, and halves the error it receives, so the
+    # ratio is within 2**-190.5.
+    ratio = one >> 1
+    for _ in range(_TABLE_BITS):
+        ratio = math.isqrt(ratio << _TABLE_PRECISION)
+    # Each product adds the ratio's error and rounds down by less than 2**-191,
+    # so after N products 2**(-j/N) is within 2**-178 relatively. j ln2/N is
+    # within 2**-180, the error of the step.
+    powers = [one]
+    for _ in range(_TABLE_SIZE):
+        powers.append(powers[-1] * ratio >> _TABLE_PRECISION)
+    step = (_LN2.numerator << _TABLE_PRECISION) // (_LN2.denominator * _TABLE_SIZE)
+    logarithms = [j * step for j in range(_TABLE_SIZE + 1)]
+
+    scale_high, scale_low = _double_doubles(powers)
+    log_high, log_low = _double_doubles(logarithms)
     split_high, split_low = _split(scale_high)
     return np.array([scale_high, scale_low, split_high, split_low, log_high, log_low])
 
 
-def _double_double(
-    value: decimal.Decimal, context: decimal.Context
-) -> tuple[float, float]:
-    import decimal
+def _double_doubles(values: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Return the double-doubles nearest values * 2**-_TABLE_PRECISION: the high
+    parts and the low parts each rounded once, as float() rounds an int."""
+    import numpy as np
 
-    high = float(value)
-    return high, float(context.subtract(value, decimal.Decimal(high)))
+    highs = list(map(float, values))
+    rests = list(map(int.__sub__, values, map(int, highs)))
+    return (
+        np.ldexp(highs, -_TABLE_PRECISION),
+        np.ldexp(list(map(float, rests)), -_TABLE_PRECISION),
+    )
 
 
 def two_sum(a, b):
