@@ -74,11 +74,12 @@ class Kernel(NamedTuple):
     error_bound: float = FLOAT64_BOUND
     extended_error_bound: float = EXTENDED_BOUND
     # Double-double evaluation for the float64 results that the fast path
-    # leaves undecided (NaN where it does not apply), or None where mpmath
-    # settles all of them.
-    refine: Callable[[np.ndarray, Parameters], tuple[np.ndarray, np.ndarray]] | None = (
-        None
-    )
+    # leaves undecided, as (high, low, exponent) from doubledouble.refine (NaN
+    # where it does not apply), or None where mpmath settles all of them.
+    refine: (
+        Callable[[np.ndarray, Parameters], tuple[np.ndarray, np.ndarray, np.ndarray]]
+        | None
+    ) = None
     # Float64 results that float64 arithmetic alone decides, for inputs where
     # that is cheap: (values, decided), or None where it does not apply. The
     # other elements take the fast path.
@@ -394,11 +395,13 @@ def _relu_derivative_approx(x: np.ndarray, parameters: Parameters) -> np.ndarray
 
 def _double_double(
     name: str, derivative: bool
-) -> Callable[[np.ndarray, Parameters], tuple[np.ndarray, np.ndarray]]:
+) -> Callable[[np.ndarray, Parameters], tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Return the double-double refinement of one kernel."""
     uses_beta = name == "softplus"
 
-    def refine(x: np.ndarray, parameters: Parameters) -> tuple[np.ndarray, np.ndarray]:
+    def refine(
+        x: np.ndarray, parameters: Parameters
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         from softplus_cli import doubledouble
 
         beta = float(parameters.get("beta") or 1.0) if uses_beta else 1.0
@@ -658,7 +661,8 @@ def evaluate(
     def exact(value: mpmath.mpf) -> mpmath.mpf:
         return kernel.exact(value, parameters)
 
-    # NOTE: relu, and float64 inputs with |beta*x| > 650 or tiny nonzero beta*x,
-    # skip the double-double stage: mpmath takes about 60 µs for each of those
-    # that the fast path leaves undecided.
+    # NOTE: relu, float64 inputs with |beta*x| > 1000 or tiny nonzero beta*x,
+    # and subnormal float64 results are not decided by the double-double stage:
+    # mpmath takes about 60 µs for each of those that the fast path leaves
+    # undecided.
     return settle_undecided(rounded, undecided, x, exact)

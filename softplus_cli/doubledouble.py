@@ -14,7 +14,9 @@ Method, with z = beta*x, m = |z| and e = e**-m in (0, 1]:
 - exp_nonpositive writes -m = r - k ln2/N with N = 2048 and an integer k, so
   that e**-m = 2**-(k // N) * 2**(-(k % N)/N) * e**r with |r| < 2**-12.5. A
   table contains 2**(-j/N) as double-doubles. e**r - 1 is r + r**2/2, with r**2
-  exact, plus r**3 (1/6 + r/24 + r**2/120 + r**3/720) in float64.
+  exact, plus r**3 (1/6 + r/24 + r**2/120 + r**3/720) in float64. The result
+  is a double-double in [0.49, 1.01] and the power 2**-(k // N), kept apart so
+  that no low part is subnormal, however small e is.
 - log1p_unit takes kk, the integer nearest ln(1 + e) N/ln2, from NumPy's
   float64 log1p. Then ln(1 + e) = kk ln2/N + ln(1 + v) with
   v = (1 + e) 2**(-kk/N) - 1 and |v| < 2**-12.5, and the table contains both
@@ -22,9 +24,16 @@ Method, with z = beta*x, m = |z| and e = e**-m in (0, 1]:
   v**3 exact, plus v**4 (-1/4 + v/5 - v**2/6 + v**3/7 - v**4/8) in float64.
   The choice of kk needs log1p only to within 2**-40, far looser than NumPy's
   few ulp.
-- softplus is max(z, 0) + ln(1 + e), then divided by beta. sigmoid is
+- softplus is max(z, 0) + ln(1 + e), then divided by beta. For z < 0 and
+  k // N >= 128, where e < 1.01 * 2**-128, ln(1 + e) is e itself. sigmoid is
   1/(1 + e) for z >= 0 and e/(1 + e) below, and its derivative e/(1 + e)**2.
-  Each division is one double-double division.
+  Each division is one double-double division. Where e is alone or in a
+  numerator, it is the pair from exp_nonpositive, and the result keeps e's
+  power of 2. Elsewhere, in 1 + e and in ln(1 + e), e is the pair scaled by
+  that power.
+- round_refined rounds the pair to float64 and scales the rounded value by the
+  power of 2. That is exact, and it is the correct rounding of the result,
+  while the result is a normal float64 value.
 
 Error analysis, with u = 2**-53:
 
@@ -41,16 +50,22 @@ Error analysis, with u = 2**-53:
   Their sum, 2**-100.6, is 2**-88.1 relatively. With kk = 0, v = e exactly
   and the quartic term dominates: 2**-90.1 relatively.
 - A relative error d in e moves ln(1 + e), 1/(1 + e), e/(1 + e) and
-  e/(1 + e)**2 by at most d relatively.
+  e/(1 + e)**2 by at most d relatively. Taking ln(1 + e) as e adds less
+  than e/2 < 2**-128. Scaled e, below 2**-969, loses bits of its low part to
+  subnormal rounding, less than 2**-1074 absolutely. It is used that small
+  only where it is added to 1, or to z > 88 in softplus, so that is
+  negligible.
 - The divisions (by 1 + e, (1 + e)**2 or beta) and the sum max(z, 0) +
   ln(1 + e) add less than 2**-100 relatively.
 
 So softplus is within 2**-87.4 of the exact value, relatively, and sigmoid and
-its derivative within 2**-89.5. Results below 2**-960 are exceptions, because
-their low parts can be subnormal, and round_refined leaves them undecided.
-tests/test_accuracy.py checks the table and these bounds against mpmath, at
-the edges of the table and of the input range, where the worst error measured
-is 2**-90.8. RELATIVE_BOUND leaves a factor of more than 128 over the analysis.
+its derivative within 2**-89.5, at every |beta*x| <= MAX_INPUT. round_refined
+leaves results below 2**-1022 undecided: they are subnormal, and rounding the
+pair to 53 bits before scaling could round them twice. tests/test_accuracy.py
+checks the table and these bounds against mpmath, at the edges of the table
+and of the input range and around results of 2**-1022, where the worst error
+measured is 2**-90.9. RELATIVE_BOUND leaves a factor of more than 128 over the
+analysis.
 """
 
 from __future__ import annotations
@@ -63,9 +78,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import numpy as np
 
-# e^-650 is about 5e-283, so e and the results' low parts stay normal float64
-# values for every beta that refine accepts.
-MAX_INPUT = 650.0
+# Beyond |beta*x| = (1022 + 400) ln2 = 985.7, every result is below 2**-1022,
+# even softplus divided by the smallest beta that refine accepts, 2**-400.
+MAX_INPUT = 1000.0
 RELATIVE_BOUND = 2.0**-80
 
 _SPLITTER = 2.0**27 + 1
@@ -95,8 +110,8 @@ def _parts(value: Fraction, widths: list[int]) -> list[float]:
 
 
 # ln2/N in three parts. exp_nonpositive multiplies them by integers
-# k <= 650 N/ln2 < 2**21, which leaves the first two products exact.
-_STEP_HIGH, _STEP_MIDDLE, _STEP_LOW = _parts(_LN2 / _TABLE_SIZE, [32, 32, 53])
+# k <= MAX_INPUT N/ln2 < 2**22, which leaves the first two products exact.
+_STEP_HIGH, _STEP_MIDDLE, _STEP_LOW = _parts(_LN2 / _TABLE_SIZE, [31, 31, 53])
 # e**r - 1 - r - r**2/2 = r**3 times this polynomial, for |r| < 2**-12.5.
 _EXP_COEFFICIENTS = [float(Fraction(1, n)) for n in (6, 24, 120, 720)]
 # ln(1 + v) - v + v**2/2 - v**3/3 = v**4 times this polynomial, for |v| < 2**-12.5.
@@ -219,9 +234,14 @@ def _expm1_reduced(r_high, r_low):
 
 def exp_nonpositive(
     t: np.ndarray, t_low: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Return e**(t + t_low) as a double-double, for t in [-MAX_INPUT, 0] and
-    t_low within half an ulp of t (0 when omitted)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return e**(t + t_low) as (high, low, exponent), the double-double
+    high + low in [0.49, 1.01] times 2**exponent, for t in [-MAX_INPUT, 0] and
+    t_low within half an ulp of t (0 when omitted).
+
+    The power of 2 stays apart so that the low part is a normal float64 value
+    even where e**t is below 2**-969 or 2**-1074.
+    """
     import numpy as np
 
     k = np.rint(t * -_INVERSE_STEP)
@@ -245,8 +265,7 @@ def exp_nonpositive(
     high, high_error = _quick_two_sum(scale_high, p)
     small = (high_error + scale_low) + (p_error + scale_low * expm1_high)
     high, low = _quick_two_sum(high, scale_high * expm1_low + small)
-    exponent = -(index >> _TABLE_BITS)
-    return np.ldexp(high, exponent), np.ldexp(low, exponent)
+    return high, low, -(index >> _TABLE_BITS)
 
 
 def log1p_unit(e: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -298,9 +317,10 @@ def refine(
     x: np.ndarray,
     beta: float = 1.0,
     threshold: float | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return softplus (with `beta`), sigmoid or a derivative at float64 x as
-    double-doubles, and NaN where this module does not apply.
+    (high, low, exponent): the double-double high + low times 2**exponent, for
+    round_refined. high and low are NaN where this module does not apply.
 
     It does not apply where |beta*x| > MAX_INPUT, where beta*x is nonzero but
     too small for its low part to be exact, for beta outside [2**-400, 2**400],
@@ -334,9 +354,13 @@ def refine(
     if z_low is not None:
         argument_low = np.where(usable, np.where(negative, z_low, -z_low), 0.0)
 
-    e = exp_nonpositive(-magnitude, argument_low)
+    e_high, e_low, exponent = exp_nonpositive(-magnitude, argument_low)
+    # e itself, for 1 + e and ln(1 + e). Below 2**-969 its low part loses bits
+    # to subnormal rounding, less than 2**-1074 absolutely.
+    e = (np.ldexp(e_high, exponent), np.ldexp(e_low, exponent))
     if name == "softplus" and not derivative:
-        value = _softplus(z_high, z_low, negative, e)
+        unscaled = (e_high, e_low, exponent)
+        value, exponent = _softplus(z_high, z_low, negative, e, unscaled)
         if beta != 1.0:
             value = _divide_by_scalar(value, beta)
     else:
@@ -345,15 +369,24 @@ def refine(
         if name == "sigmoid" and derivative:
             square, square_error = _two_square(denominator[0], _split(denominator[0]))
             square_error = square_error + 2.0 * denominator[0] * denominator[1]
-            value = _divide(e, _quick_two_sum(square, square_error))
+            value = _divide((e_high, e_low), _quick_two_sum(square, square_error))
         else:
-            numerator = (np.where(negative, e[0], 1.0), np.where(negative, e[1], 0.0))
+            numerator = (
+                np.where(negative, e_high, 1.0),
+                np.where(negative, e_low, 0.0),
+            )
             value = _divide(numerator, denominator)
-    return np.where(usable, value[0], np.nan), np.where(usable, value[1], np.nan)
+            exponent = np.where(negative, exponent, 0)
+    return (
+        np.where(usable, value[0], np.nan),
+        np.where(usable, value[1], np.nan),
+        np.where(usable, exponent, 0),
+    )
 
 
-def _softplus(z_high, z_low, negative, e):
-    """Return max(z, 0) + ln(1 + e) as a double-double."""
+def _softplus(z_high, z_low, negative, e, unscaled):
+    """Return max(z, 0) + ln(1 + e) as a double-double and a power of 2, from e
+    as a double-double and `unscaled`, e as exp_nonpositive returns it."""
     import numpy as np
 
     logarithm = log1p_unit(e)
@@ -362,7 +395,14 @@ def _softplus(z_high, z_low, negative, e):
     low = error + logarithm[1]
     if z_low is not None:
         low = low + np.where(negative, 0.0, z_low)
-    return _quick_two_sum(high, low)
+    high, low = _quick_two_sum(high, low)
+
+    # Where e < 1.01 * 2**-128, ln(1 + e) = e (1 - e/2 + ...) is e to within
+    # 2**-128 relatively, and e's unscaled pair keeps its low part normal.
+    e_high, e_low, exponent = unscaled
+    tiny = negative & (exponent <= -128)
+    value = (np.where(tiny, e_high, high), np.where(tiny, e_low, low))
+    return value, np.where(tiny, exponent, 0)
 
 
 def _divide_by_scalar(a, divisor: float):
@@ -373,18 +413,28 @@ def _divide_by_scalar(a, divisor: float):
 
 
 def round_refined(
-    value: tuple[np.ndarray, np.ndarray],
+    value: tuple[np.ndarray, np.ndarray, np.ndarray],
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Round positive double-doubles within RELATIVE_BOUND of the exact values to
-    float64, and flag those whose rounding is still undecided."""
+    """Round positive values (high + low) * 2**exponent within RELATIVE_BOUND of
+    the exact values to float64, and flag those whose rounding is still
+    undecided.
+
+    The rounding is decided on high + low and the rounded value scaled by
+    2**exponent, which is exact and the same rounding while the result is a
+    normal float64 value. Results below 2**-1022 stay undecided, because they
+    would be rounded twice.
+    """
     import numpy as np
 
-    high, low = _quick_two_sum(*value)
+    high, low = _quick_two_sum(value[0], value[1])
     up = (np.nextafter(high, np.inf) - high) / 2
     down = (high - np.nextafter(high, -np.inf)) / 2
     # Distance from high + low to the nearer midpoint, which is computed with a
     # relative error of at most 2**-53: the factor below covers it.
     margin = np.where(low >= 0, up - low, down + low)
     decided = margin * (1 - 2.0**-50) > RELATIVE_BOUND * np.abs(high)
+    # Below 2**-960, the low part could be subnormal.
     decided &= (high > 2.0**-960) & np.isfinite(high) & np.isfinite(low)
-    return high, ~decided
+    rounded = np.ldexp(high, value[2])
+    decided &= rounded >= 2.0**-1022
+    return rounded, ~decided

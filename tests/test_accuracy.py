@@ -24,7 +24,7 @@ import mpmath
 import numpy as np
 import pytest
 
-from softplus_cli import doubledouble
+from softplus_cli import doubledouble, rounding
 from softplus_cli.activations import (
     ACTIVATIONS,
     InvalidParameterError,
@@ -475,13 +475,16 @@ def test_threshold_compares_beta_times_x() -> None:
 # from the nearest multiple of ln2/N.
 TABLE_SIZE = 2048
 TABLE_STEP = math.log(2) / TABLE_SIZE
+MAX_INPUT = doubledouble.MAX_INPUT
+# Beyond |z| = 128 ln2, where e < 1.01 * 2**-128, the stage takes ln(1 + e) as e.
+TINY_E_INPUT = 128 * math.log(2)
 
 
 def exp_table_edges(rng: np.random.Generator) -> np.ndarray:
     """Return |z| = (k + 1/2) ln2/N, give or take 1e-12 relatively, where
     e^-|z| moves from one table entry to the next: random k, and k just below
     and at a multiple of N, where the power of 2 changes."""
-    last = int(650 / TABLE_STEP)
+    last = int(MAX_INPUT / TABLE_STEP)
     k = np.concatenate(
         [
             rng.integers(0, last, 200),
@@ -513,13 +516,18 @@ def double_double_inputs() -> np.ndarray:
     tiny = rng.uniform(-1, 1, 300) * 10.0 ** rng.uniform(-300, 0, 300)
     table_edges = np.concatenate([exp_table_edges(rng), log_table_edges(rng)])
     signs = rng.choice([-1.0, 1.0], table_edges.size)
-    edges = [0.0, -0.0, 650.0, -650.0, np.nextafter(650.0, 0), 2.0**-899, -(2.0**-899)]
+    tiny_e_edges = TINY_E_INPUT * (1 + rng.uniform(-1e-6, 1e-6, 50))
+    edges = [
+        *[0.0, -0.0, MAX_INPUT, -MAX_INPUT, np.nextafter(MAX_INPUT, 0)],
+        *[650.0, -650.0, 2.0**-899, -(2.0**-899)],
+    ]
     return np.concatenate(
         [
-            rng.uniform(-650, 650, 600),
+            rng.uniform(-MAX_INPUT, MAX_INPUT, 600),
             rng.uniform(-30, 30, 600),
             tiny,
             signs * table_edges,
+            -tiny_e_edges,
             edges,
         ]
     )
@@ -532,22 +540,28 @@ DOUBLE_DOUBLE_SETTINGS = [
 ]
 
 
-def relative_error(high: float, low: float, exact: mpmath.mpf) -> mpmath.mpf:
-    return abs(mpmath.mpf(high) + mpmath.mpf(low) - exact) / exact
+def relative_error(
+    high: float, low: float, exact: mpmath.mpf, exponent: int = 0
+) -> mpmath.mpf:
+    value = mpmath.ldexp(mpmath.mpf(high) + mpmath.mpf(low), exponent)
+    return abs(value - exact) / exact
 
 
 @pytest.mark.parametrize(("name", "derivative", "beta"), DOUBLE_DOUBLE_SETTINGS)
 def test_double_double_error_bound(name: str, derivative: bool, beta: float) -> None:
     x = double_double_inputs() / beta
-    high, low = doubledouble.refine(name, derivative, x, beta)
+    high, low, exponent = doubledouble.refine(name, derivative, x, beta)
     assert np.isfinite(high).mean() > 0.9
     worst = mpmath.mpf(0)
     with mpmath.workprec(mp_reference.REFERENCE_BITS):
-        for value, first, second in zip(x.tolist(), high, low, strict=True):
-            if not np.isfinite(first):
+        for index, value in enumerate(x.tolist()):
+            if not np.isfinite(high[index]):
                 continue
             exact = mp_reference.exact_value(name, derivative, value, beta)
-            worst = max(worst, relative_error(float(first), float(second), exact))
+            error = relative_error(
+                float(high[index]), float(low[index]), exact, int(exponent[index])
+            )
+            worst = max(worst, error)
     # The analysis in softplus_cli/doubledouble.py gives 2**-87.4 at worst; the
     # bound in use, RELATIVE_BOUND, is 2**-80.
     assert worst <= 2.0**-87
@@ -556,20 +570,30 @@ def test_double_double_error_bound(name: str, derivative: bool, beta: float) -> 
 def test_double_double_exp_error_bound() -> None:
     rng = np.random.default_rng(14)
     t = -np.concatenate(
-        [exp_table_edges(rng), rng.uniform(0, 650, 300), [0.0, 650.0, 1e-300]]
+        [
+            exp_table_edges(rng),
+            rng.uniform(0, MAX_INPUT, 300),
+            [0.0, 650.0, 745.2, MAX_INPUT, 1e-300],
+        ]
     )
     # Up to half an ulp of t, as the low part of beta*x can be.
     t_low = np.spacing(t) * rng.uniform(-0.5, 0.5, t.size)
     worst = {"without t_low": mpmath.mpf(0), "with t_low": mpmath.mpf(0)}
     with mpmath.workprec(mp_reference.REFERENCE_BITS):
         for key, low_parts in [("without t_low", None), ("with t_low", t_low)]:
-            high, low = doubledouble.exp_nonpositive(t, low_parts)
+            high, low, exponent = doubledouble.exp_nonpositive(t, low_parts)
+            # The pair stays near 1, apart from its power of 2.
+            assert (high >= 0.49).all()
+            assert (high <= 1.01).all()
             for index, value in enumerate(t.tolist()):
                 argument = mpmath.mpf(value)
                 if low_parts is not None:
                     argument += mpmath.mpf(float(low_parts[index]))
                 error = relative_error(
-                    float(high[index]), float(low[index]), mpmath.exp(argument)
+                    float(high[index]),
+                    float(low[index]),
+                    mpmath.exp(argument),
+                    int(exponent[index]),
                 )
                 worst[key] = max(worst[key], error)
     # The analysis gives 2**-89.8 for both.
@@ -633,7 +657,7 @@ def test_double_double_table_matches_mpmath() -> None:
 @pytest.mark.parametrize("beta", [1e-300, 1e300])
 def test_double_double_declines_extreme_beta(beta: float) -> None:
     x = np.array([1.0, -1.0, 0.0]) / beta
-    high, low = doubledouble.refine("softplus", False, x, beta)
+    high, low, _ = doubledouble.refine("softplus", False, x, beta)
     assert np.isnan(high).all()
     assert np.isnan(low).all()
 
@@ -668,6 +692,89 @@ def test_double_double_settles_float64(
         point = float(x[index])
         expected = mp_reference.reference(name, derivative, point, x.dtype, beta)
         assert float(refined[index]) == expected
+
+
+# Settings for |beta*x| beyond 650, where results reach 2**-1022 and below.
+TINY_RESULT_SETTINGS = [
+    *[(name, derivative, 1.0) for name, derivative in TRANSCENDENTAL],
+    ("softplus", False, 0.1),
+    ("softplus", False, 10.0),
+    ("softplus", False, 2.0**-300),
+    ("softplus", True, 0.1),
+]
+
+
+def tiny_result_inputs(name: str, derivative: bool, beta: float) -> np.ndarray:
+    """Return x with beta*x across [-745.2, -650] and on to where the result
+    falls below 2**-1022, 30 ulps either side of where it reaches 2**-1022, and
+    the positive counterparts."""
+    rng = np.random.default_rng(23)
+    # Where e**z / beta (softplus) or e**z (the others) is 2**-1022.
+    with mpmath.workprec(mp_reference.REFERENCE_BITS):
+        divisor = beta if (name, derivative) == ("softplus", False) else 1.0
+        z = mpmath.log(divisor) - 1022 * mpmath.log(2)
+        edge = float(z / beta)
+    below_normal = -float(z) + 40.0
+    z_sample = np.concatenate(
+        [rng.uniform(-745.2, -650, 300), rng.uniform(-below_normal, -650, 100)]
+    )
+    edges = edge + np.spacing(edge) * np.arange(-30, 31)
+    negative = np.concatenate([z_sample / beta, edges])
+    return np.concatenate([negative, -negative[::5]])
+
+
+@pytest.mark.parametrize(("name", "derivative", "beta"), TINY_RESULT_SETTINGS)
+def test_double_double_decides_tiny_normal_results(
+    name: str, derivative: bool, beta: float
+) -> None:
+    x = tiny_result_inputs(name, derivative, beta)
+    expected = expected_values(name, derivative, x, np.dtype(np.float64), beta)
+    normal = expected >= 2.0**-1022
+    # Results fall on both sides of 2**-1022, right beside it too.
+    assert (expected[normal] < 2.0**-1022 * (1 + 1e-10)).any()
+    assert (expected[~normal] > 2.0**-1022 * (1 - 1e-10)).any()
+
+    with np.errstate(all="ignore"):
+        refined = doubledouble.refine(name, derivative, x, beta)
+        rounded, undecided = doubledouble.round_refined(refined)
+    # Every normal result is decided and correct, and every subnormal one
+    # (or 0) is left undecided.
+    assert not undecided[normal].any()
+    assert undecided[~normal].all()
+    assert mismatches(x[normal], rounded[normal], expected[normal]) == []
+
+    result = evaluate(
+        ACTIVATIONS[name], x, parameters(beta=beta), derivative=derivative
+    )
+    assert mismatches(x, result, expected) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "derivative", "settings"),
+    [
+        *[(name, derivative, {}) for name, derivative in TRANSCENDENTAL],
+        ("softplus", False, {"beta": 2.0}),
+        ("softplus", True, {"beta": 0.5}),
+    ],
+)
+def test_float64_block_settles_nothing_in_mpmath(
+    name: str, derivative: bool, settings: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Magnitudes from 1e-8 to 1e3, both signs: some reach |x| > 650, where
+    # results are below 5e-283.
+    rng = np.random.default_rng(0)
+    x = rng.choice([-1.0, 1.0], 40_000) * 10.0 ** rng.uniform(-8, 3, 40_000)
+    settled = []
+    round_exact = rounding.round_exact
+
+    def counting_round_exact(function, value, dtype):
+        settled.append(value)
+        return round_exact(function, value, dtype)
+
+    monkeypatch.setattr(rounding, "round_exact", counting_round_exact)
+    activation = ACTIVATIONS[name]
+    evaluate(activation, x, parameters(**settings), derivative=derivative)
+    assert settled == []
 
 
 def test_softplus_float64_shortcut_matches_mpmath() -> None:
