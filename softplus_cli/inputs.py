@@ -210,11 +210,22 @@ def _floats(tokens: list[bytes], data: bytes, first_line: int) -> np.ndarray:
         return np.fromiter(map(float, tokens), dtype=np.float64, count=len(tokens))
     except ValueError:
         for match in TOKEN.finditer(data):
-            text = match.group().decode("utf-8", errors="replace")
-            if not NUMBER.fullmatch(text):
-                line = first_line + _line_of(data, match.start()) - 1
+            raw = match.group()
+            where = f"on line {first_line + _line_of(data, match.start()) - 1}"
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                # Shown as bytes, so that each byte that is not UTF-8 shows.
+                excerpt = repr(raw[:SHOWN_CHARACTERS])
+                if len(raw) > SHOWN_CHARACTERS:
+                    excerpt += "…"
                 raise InputError(
-                    describe_invalid(text, f"on line {line} of standard input")
+                    f"invalid number {excerpt} {where} of standard input: it is "
+                    f"not UTF-8 text; {NUMBER_HINT}"
+                ) from None
+            if not NUMBER.fullmatch(text):
+                raise InputError(
+                    describe_invalid(text, f"{where} of standard input")
                 ) from None
         raise
 

@@ -4,6 +4,8 @@ NumPy, plotext and matplotlib are imported inside the functions that use them,
 so that `softplus --help` loads none of them.
 """
 
+import contextlib
+import io
 import math
 import os
 import re
@@ -545,7 +547,21 @@ def _write_image(
     axes.legend(loc="upper left")
 
     image_format = path.suffix.lower().lstrip(".")
+    # Rendered in memory first, so that a failed write (a full disk, say) can
+    # remove what it left of the file.
+    image = io.BytesIO()
+    figure.savefig(image, format=image_format, dpi=IMAGE_DPI)
     try:
-        figure.savefig(path, format=image_format, dpi=IMAGE_DPI)
+        output = path.open("wb")
+        try:
+            with output:
+                output.write(image.getbuffer())
+        except OSError:
+            # Only a regular file goes: never a device such as /dev/full, nor a
+            # symbolic link.
+            if path.is_file() and not path.is_symlink():
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            raise
     except OSError as error:
         fail(f"cannot write {str(path)!r}: {error.strerror or error}", exit_code=1)

@@ -172,6 +172,17 @@ def test_invalid_token_line_counts_across_blocks():
         read_all(data, read_size=3)
 
 
+def test_token_that_is_not_utf8_shows_its_bytes():
+    with pytest.raises(InputError) as error:
+        read_all(b"1\n2\n\xff\xfe1\n")
+    message = str(error.value)
+    assert message.startswith(
+        "invalid number b'\\xff\\xfe1' on line 3 of standard input: it is not "
+        "UTF-8 text"
+    )
+    assert message.endswith("expected a decimal number such as 1.5, -2e-3, inf or nan")
+
+
 @pytest.mark.parametrize(
     "token", ["1_000", "1_0.5", "0x10", "1e", ".", "nan(1)", "--1"]
 )

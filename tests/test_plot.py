@@ -1,5 +1,6 @@
 """`softplus plot`: the terminal plot, image files and the errors around them."""
 
+import errno
 import math
 import os
 import shutil
@@ -364,6 +365,38 @@ def test_unwritable_output_is_a_runtime_error(runner, tmp_path):
     path = tmp_path / "missing" / "plot.png"
     result = invoke(runner, "softplus", "--output", str(path))
     assert_one_line_error(result, "cannot write", "No such file", exit_code=1)
+
+
+class FullDisk:
+    """A file that takes the first 1,000 bytes written and then reports a full
+    disk."""
+
+    def __init__(self, handle):
+        self.handle = handle
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exception):
+        self.handle.close()
+
+    def write(self, data):
+        self.handle.write(bytes(data)[:1000])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_failed_write_removes_the_partial_image(runner, tmp_path, monkeypatch):
+    path = tmp_path / "plot.png"
+    real_open = Path.open
+
+    def open_full(self, *args, **kwargs):
+        handle = real_open(self, *args, **kwargs)
+        return FullDisk(handle) if self == path else handle
+
+    monkeypatch.setattr(Path, "open", open_full)
+    result = invoke(runner, "softplus", "--output", str(path))
+    assert_one_line_error(result, "cannot write", "No space left", exit_code=1)
+    assert not path.exists()
 
 
 # --- errors -------------------------------------------------------------------
