@@ -57,28 +57,52 @@ def warn(message: str) -> None:
 
 
 class DeferredCommand(TyperCommand):
-    """A command whose module is imported only when it runs or shows its help.
+    """A command that is built, and its module imported, only when it runs or
+    shows its help.
 
     `softplus --help` lists it by `summary`, the first line of its docstring,
-    without importing the module.
+    without importing the module or building the command's options.
     """
 
-    def __init__(self, name: str, module: str, summary: str):
+    def __init__(
+        self, name: str, module: str, summary: str, attribute: str = "command_app"
+    ):
         super().__init__(name, help=summary)
         self.module = module
+        self.attribute = attribute
 
     def load(self) -> Command:
-        """Import the module and return the command it defines."""
+        """Import the module and return the command that its Typer app
+        `attribute` defines."""
         module = importlib.import_module(self.module)
-        command = typer.main.get_command(module.command_app)
+        command = typer.main.get_command(getattr(module, self.attribute))
         command.name = self.name
         return command
 
 
-# Commands in modules of their own, in the order `softplus --help` lists them
-# after the commands of this module. tests/test_cli.py checks each summary
-# against the command's own docstring.
+# The commands, in the order `softplus --help` lists them. Those of this
+# module are also built only when used: building their options took about
+# half of the time that `softplus --help` added to importing typer.
+# tests/test_cli.py checks each summary against the command's own docstring.
 DEFERRED_COMMANDS = (
+    DeferredCommand(
+        "eval",
+        "softplus_cli.cli",
+        "Evaluate functions at points: softplus eval -20 -1 0 1 20.",
+        "eval_app",
+    ),
+    DeferredCommand(
+        "compare",
+        "softplus_cli.cli",
+        "Compare functions and derivatives on a grid: softplus compare --range -5:5:1.",
+        "compare_app",
+    ),
+    DeferredCommand(
+        "explain",
+        "softplus_cli.cli",
+        "Explain functions: formula, derivative, parameters and edge behaviour.",
+        "explain_app",
+    ),
     DeferredCommand(
         "check",
         "softplus_cli.check_command",
@@ -102,8 +126,8 @@ def deferred_app() -> typer.Typer:
 class SoftplusGroup(TyperGroup):
     """The command group: each error is one line on stderr, and usage errors exit 2.
 
-    The commands in DEFERRED_COMMANDS are imported only when one is looked up
-    to run, for its help or for completion.
+    The commands in DEFERRED_COMMANDS are built, and their modules imported,
+    only when one is looked up to run, for its help or for completion.
     """
 
     def __init__(self, *args: Any, **kwargs: Any):
@@ -690,7 +714,10 @@ def _stdin_is_piped() -> bool:
     return sys.stdin is not None and not sys.stdin.isatty()
 
 
-@app.command("eval", cls=NumberArgumentsCommand)
+eval_app = deferred_app()
+
+
+@eval_app.command("eval", cls=NumberArgumentsCommand)
 @with_parameter_options
 def eval_command(
     points: Annotated[
@@ -758,7 +785,10 @@ def eval_command(
     _report_overflow(overflow, dtype.value)
 
 
-@app.command("compare", cls=NumberArgumentsCommand)
+compare_app = deferred_app()
+
+
+@compare_app.command("compare", cls=NumberArgumentsCommand)
 @with_parameter_options
 def compare_command(
     range_spec: Annotated[
@@ -838,7 +868,10 @@ def compare_command(
     _report_overflow(overflow, dtype.value)
 
 
-@app.command("explain", cls=SoftplusCommand)
+explain_app = deferred_app()
+
+
+@explain_app.command("explain", cls=SoftplusCommand)
 def explain_command(
     names: Annotated[
         list[str] | None,

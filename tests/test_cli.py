@@ -587,10 +587,16 @@ def test_deferred_commands_are_listed_by_their_own_summary():
 
     import typer
 
-    from softplus_cli.cli import DEFERRED_COMMANDS
+    from softplus_cli.cli import DEFERRED_COMMANDS, DeferredCommand
 
     group = typer.main.get_command(app)
     context = typer.Context(group)
+    # Listing the commands builds none of them.
+    group.get_help(context)
+    assert all(
+        isinstance(group.commands[deferred.name], DeferredCommand)
+        for deferred in DEFERRED_COMMANDS
+    )
     for deferred in DEFERRED_COMMANDS:
         command = deferred.load()
         for limit in (30, 45, 200):
@@ -598,8 +604,9 @@ def test_deferred_commands_are_listed_by_their_own_summary():
             assert deferred.get_short_help_str(limit) == summary
         loaded = group.get_command(context, deferred.name)
         assert [p.name for p in loaded.params] == [p.name for p in command.params]
-    # The top-level help lists them without importing their modules.
+    # The top-level help lists them without importing the modules of their own.
     modules = [deferred.module for deferred in DEFERRED_COMMANDS]
+    modules = [module for module in modules if module != "softplus_cli.cli"]
     script = (
         "import sys\n"
         "from softplus_cli.cli import app\n"
