@@ -1,5 +1,6 @@
 """The `softplus` command line: a thin Typer layer over inputs, core and renderers."""
 
+import contextlib
 import enum
 import functools
 import importlib
@@ -620,7 +621,12 @@ def _run(
         sys.stdout.flush()
 
     processes = plain is not None and _forking_allowed
-    with Pipeline(work, finish, processes=processes) as pipeline:
+    # Worker processes write their rows to stdout themselves, in turn.
+    output = None
+    if processes:
+        with contextlib.suppress(OSError, ValueError):
+            output = sys.stdout.fileno()
+    with Pipeline(work, finish, processes=processes, output=output) as pipeline:
         for chunk in chunks:
             if chunk is None:
                 pipeline.drain()

@@ -3,8 +3,9 @@
 Parsing and formatting hold Python's GIL (orjson does both), so threads
 overlap only NumPy's part of the work. Where the operating system can fork,
 chunks whose results are text go to worker processes instead. These run the
-same work function, each with a GIL of its own. docs/benchmarks.md has the
-throughput of both.
+same work function, each with a GIL of its own, and write their text to the
+output themselves, taking turns in the order of the chunks. docs/benchmarks.md
+has the throughput of both.
 """
 
 from __future__ import annotations
@@ -77,6 +78,11 @@ HEADER = struct.Struct("<BQQ")
 # Kinds of message. A result message's pickled part is its value, and an
 # error message's is the exception.
 RESULT, ERROR = 0, 1
+# The instruction the parent sends a worker for a result's text, when its
+# turn comes: write it to the output itself, or send it through the reply pipe.
+WRITE, SEND = b"w", b"s"
+# The outcome of a WRITE that the worker reports: 0, or the errno.
+STATUS = struct.Struct("<q")
 
 
 def _read_exactly(descriptor: int, size: int) -> bytearray:
@@ -119,14 +125,18 @@ def _receive_header(descriptor: int) -> tuple[int, Any, int]:
     return kind, pickle.loads(_read_exactly(descriptor, pickled_length)), text_length
 
 
-def _serve(work: Callable[[Any], Any], requests: int, replies: int) -> None:
+def _serve(
+    work: Callable[[Any], Any], requests: int, replies: int, turns: int, output: int
+) -> None:
     """Run `work` on each pickled chunk read from `requests` until it closes,
     and send each result or exception to `replies`.
 
-    `work` returns a value, which travels pickled, and text, which travels as
-    it is. A thread sends each result while the next chunk is worked on: a
-    result larger than the pipe's buffer waits there until the parent copies
-    out the results before it, and the work need not wait with it.
+    `work` returns a value, which travels pickled, and text. A thread sends
+    each result while the next chunk is worked on. It sends the value, then
+    waits for the parent to write a byte to `turns`: WRITE, to write the
+    text to `output` and report the outcome, or SEND, to send the text
+    through `replies`. Turns come in the order of the chunks, so the rows of
+    all the workers reach the output in order, each copied once.
     """
     import queue
     import threading
@@ -136,8 +146,28 @@ def _serve(work: Callable[[Any], Any], requests: int, replies: int) -> None:
     outgoing: queue.Queue[list[Any] | None] = queue.Queue(maxsize=1)
 
     def send_results() -> None:
-        while (message := outgoing.get()) is not None:
-            _write_all(replies, *message)
+        try:
+            while (message := outgoing.get()) is not None:
+                header, pickled, text = message
+                _write_all(replies, header, pickled)
+                if not text:
+                    continue
+                turn = os.read(turns, 1)
+                if not turn:
+                    # The parent has ended.
+                    os._exit(0)
+                if turn == SEND:
+                    _write_all(replies, text)
+                    continue
+                status = 0
+                try:
+                    _write_all(output, text)
+                except OSError as error:
+                    status = error.errno or errno.EIO
+                _write_all(replies, STATUS.pack(status))
+        except BrokenPipeError:
+            # The parent has ended, so no one reads the replies.
+            os._exit(0)
 
     sender = threading.Thread(target=send_results, daemon=True)
     sender.start()
@@ -169,37 +199,47 @@ CUT_SHORT = (
 
 
 class PipedText:
-    """Text that a worker process has started to write to its reply pipe.
+    """Text that a worker process holds for the parent, in turn after the
+    results before it.
 
     Exactly one of `read` or `copy_to` must consume it before the worker's
-    next result is received: the results share the pipe, in order.
+    next result is received: the results share the worker's pipes, in order.
     """
 
-    def __init__(self, descriptor: int, length: int):
-        self.descriptor = descriptor
+    def __init__(self, worker: WorkerProcess, length: int):
+        self.worker = worker
         self.length = length
 
     def read(self) -> bytes:
+        if not self.length:
+            return b""
+        self.worker.give_turn(SEND)
         return bytes(self._read(self.length))
 
     def _read(self, size: int) -> bytearray:
         try:
-            return _read_exactly(self.descriptor, size)
+            return _read_exactly(self.worker.replies, size)
         except EOFError:
             raise WorkerError(CUT_SHORT) from None
 
     def copy_to(self, output: int) -> None:
-        """Move the text to the file descriptor `output`, in the kernel where
-        it can (os.splice, Linux)."""
-        # NOTE: the worker's write to the pipe and this splice copy every byte
-        # of output twice. Workers that wrote to stdout themselves, in no
-        # order, ran 11 % faster on 10^7 float64 lines; doing that in order
-        # needs them to take turns.
+        """Write the text to the file descriptor `output`: by the worker itself
+        where `output` is the one it writes to, otherwise through the kernel
+        where it can (os.splice, Linux)."""
+        if not self.length:
+            return
+        if output == self.worker.output:
+            self.worker.give_turn(WRITE)
+            (status,) = STATUS.unpack(self._read(STATUS.size))
+            if status:
+                _raise_write_error(status)
+            return
+        self.worker.give_turn(SEND)
         left = self.length
         splice = getattr(os, "splice", None)
         while left and splice is not None:
             try:
-                moved = splice(self.descriptor, output, left)
+                moved = splice(self.worker.replies, output, left)
             except OSError as error:
                 if error.errno not in (errno.EINVAL, errno.ENOSYS):
                     raise
@@ -215,25 +255,54 @@ class PipedText:
             left -= len(part)
 
 
+def _raise_write_error(code: int) -> None:
+    """Raise the error of a worker's failed write, as if this process had
+    written: a closed pipe ends it through SIGPIPE where that is the rule."""
+    import signal
+
+    if (
+        code == errno.EPIPE
+        and hasattr(signal, "SIGPIPE")
+        and signal.getsignal(signal.SIGPIPE) == signal.SIG_DFL
+    ):
+        signal.raise_signal(signal.SIGPIPE)
+    raise OSError(code, os.strerror(code))
+
+
 class WorkerProcess:
     """A child process, forked from this one, that runs `work` on the chunks
     sent to it, one at a time.
 
-    Chunks and results pass through two pipes. The child ignores SIGINT,
-    because the parent handles Ctrl-C, and has /dev/null as its stdin and
-    stdout. It exits when its request pipe closes, so it also ends when the
-    parent dies, and SIGPIPE ends it if the parent dies while it writes.
+    Chunks, results and turns to write pass through three pipes, and the
+    child writes its text to `output`, a descriptor it inherits. It ignores
+    SIGINT, because the parent handles Ctrl-C, and SIGPIPE, so that a closed
+    output is an error it reports. Its stdin and stdout are /dev/null. It
+    exits when its request pipe closes, or when the parent's end of another
+    pipe does, so it also ends when the parent dies.
     """
 
-    def __init__(self, work: Callable[[Any], Any], siblings: list[WorkerProcess]):
+    def __init__(
+        self,
+        work: Callable[[Any], Any],
+        siblings: list[WorkerProcess],
+        output: int | None = None,
+        inherited: int = -1,
+    ):
         import signal
         import warnings
 
         descriptors: list[int] = []
         try:
-            descriptors.extend(os.pipe())
-            descriptors.extend(os.pipe())
-            request_read, request_write, reply_read, reply_write = descriptors
+            for _ in range(3):
+                descriptors.extend(os.pipe())
+            (
+                request_read,
+                request_write,
+                reply_read,
+                reply_write,
+                turn_read,
+                turn_write,
+            ) = descriptors
             self.request_capacity = _enlarge_pipe(request_write)
             _enlarge_pipe(reply_write)
             # Data buffered for stdout would be written twice if the child
@@ -255,28 +324,42 @@ class WorkerProcess:
             code = 1
             try:
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
-                os.close(request_write)
-                os.close(reply_read)
+                if hasattr(signal, "SIGPIPE"):
+                    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+                for descriptor in (request_write, reply_read, turn_write):
+                    os.close(descriptor)
                 for sibling in siblings:
-                    os.close(sibling.requests)
-                    os.close(sibling.replies)
+                    for descriptor in (sibling.requests, sibling.replies, sibling.turns):
+                        os.close(descriptor)
                 null = os.open(os.devnull, os.O_RDWR)
                 os.dup2(null, 0)
                 os.dup2(null, 1)
-                _serve(work, request_read, reply_write)
+                _serve(work, request_read, reply_write, turn_read, inherited)
                 code = 0
             finally:
                 os._exit(code)
-        os.close(request_read)
-        os.close(reply_write)
+        for descriptor in (request_read, reply_write, turn_read):
+            os.close(descriptor)
         self.pid = pid
         # Chunks sent whose results have not been received.
         self.in_flight = 0
         self.requests: int = request_write
         self.replies: int = reply_read
+        self.turns: int = turn_write
+        # The descriptor in this process of which the child's `inherited` is a
+        # copy: the child writes the text that `PipedText.copy_to` sends there.
+        self.output = output
 
     def send(self, message: list[Any]) -> None:
-        """Send a chunk's message; raise WorkerError if the child has ended.
+        """Send a chunk's message; raise WorkerError if the child has ended."""
+        self._write(self.requests, message)
+
+    def give_turn(self, turn: bytes) -> None:
+        """Tell the child what to do with its oldest result's text."""
+        self._write(self.turns, [turn])
+
+    def _write(self, descriptor: int, parts: list[Any]) -> None:
+        """Write to one of the child's pipes; raise WorkerError if it has ended.
 
         SIGPIPE, which ends this program quietly when stdout closes, is
         ignored meanwhile, so that a child that died is an error instead.
@@ -291,7 +374,7 @@ class WorkerProcess:
         ):
             previous = signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         try:
-            _write_all(self.requests, *message)
+            _write_all(descriptor, *parts)
         except BrokenPipeError:
             raise WorkerError(f"worker process {self.pid} ended unexpectedly") from None
         finally:
@@ -322,7 +405,7 @@ class WorkerProcess:
             ) from None
         if kind == ERROR:
             raise value
-        return value, PipedText(self.replies, length)
+        return value, PipedText(self, length)
 
     def stop(self, kill: bool) -> None:
         """End the child and wait for it: at once with `kill`, otherwise once
@@ -332,7 +415,7 @@ class WorkerProcess:
         if kill:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
-        for descriptor in (self.requests, self.replies):
+        for descriptor in (self.requests, self.replies, self.turns):
             os.close(descriptor)
         os.waitpid(self.pid, 0)
 
@@ -350,6 +433,8 @@ class Pipeline:
     `work` returns a pair: a value and bytes of text. `finish` receives the
     pair, except that from a worker process the text is a `PipedText`, which
     `finish` must consume. Worker processes need picklable chunks and values.
+    Where `finish` copies that text to the descriptor `output`, the worker
+    process writes it there itself.
     """
 
     def __init__(
@@ -357,9 +442,11 @@ class Pipeline:
         work: Callable[[Any], Any],
         finish: Callable[[Any], None],
         processes: bool = False,
+        output: int | None = None,
     ):
         self.work = work
         self.finish = finish
+        self.output = output
         self.use_processes = processes and can_fork()
         self.first = True
         self.workers = worker_count()
@@ -403,15 +490,26 @@ class Pipeline:
 
     def _start(self) -> None:
         if self.use_processes:
+            inherited = -1
             try:
+                if self.output is not None:
+                    # A copy of the output for the workers, which make their
+                    # descriptors 0 and 1 /dev/null. Once they have it, this
+                    # process closes its own.
+                    inherited = os.dup(self.output)
                 for _ in range(self.workers):
-                    self.processes.append(WorkerProcess(self.work, self.processes))
+                    self.processes.append(
+                        WorkerProcess(self.work, self.processes, self.output, inherited)
+                    )
             except OSError:
                 # Out of file descriptors or processes: threads do the work.
                 for worker in self.processes:
                     worker.stop(kill=True)
                 self.processes = []
                 self.use_processes = False
+            finally:
+                if inherited >= 0:
+                    os.close(inherited)
         if not self.use_processes:
             from concurrent.futures import ThreadPoolExecutor
 

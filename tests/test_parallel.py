@@ -101,6 +101,55 @@ def test_piped_text_copies_to_a_file(tmp_path):
     assert output.read_text() == "".join(f"{n * n}\n" for n in range(20))
 
 
+@needs_fork
+def test_workers_write_to_the_output_in_turn(tmp_path, monkeypatch):
+    parent = os.getpid()
+    splice = os.splice
+
+    def splice_in_workers_only(*args):
+        # The parent copies no text: each worker writes its own.
+        assert os.getpid() != parent
+        return splice(*args)
+
+    monkeypatch.setattr(os, "splice", splice_in_workers_only)
+    output = tmp_path / "out.txt"
+    with output.open("wb") as file:
+        descriptor = file.fileno()
+
+        def finish(result):
+            _, text = result
+            if isinstance(text, PipedText):
+                text.copy_to(descriptor)
+            else:
+                os.write(descriptor, text)
+
+        pipeline = Pipeline(square, finish, processes=True, output=descriptor)
+        with pipeline:
+            for chunk in range(200):
+                pipeline.submit(chunk)
+    assert output.read_text() == "".join(f"{n * n}\n" for n in range(200))
+
+
+@needs_fork
+def test_worker_write_error_reaches_the_caller():
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+
+    def finish(result):
+        _, text = result
+        if isinstance(text, PipedText):
+            text.copy_to(write_end)
+
+    pipeline = Pipeline(square, finish, processes=True, output=write_end)
+    try:
+        # Python ignores SIGPIPE, so the closed pipe is an error to raise.
+        with pytest.raises(BrokenPipeError), pipeline:
+            for chunk in range(10):
+                pipeline.submit(chunk)
+    finally:
+        os.close(write_end)
+
+
 def test_processes_only_where_fork_is_available():
     pipeline = Pipeline(square, collect([]), processes=True)
     assert pipeline.use_processes == (sys.platform.startswith("linux"))
