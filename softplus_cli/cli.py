@@ -222,7 +222,8 @@ class SoftplusCommand(TyperCommand):
         help_requested = any(
             token in ctx.help_option_names for token in _before_double_dash(args)
         )
-        if not help_requested:
+        # Shell completion parses what is typed so far, resiliently.
+        if not help_requested and not ctx.resilient_parsing:
             _reject_repeated_options(self.params, args)
         return super().parse_args(ctx, args)
 
@@ -341,6 +342,9 @@ class NumberArgumentsCommand(SoftplusCommand):
     """
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if ctx.resilient_parsing:
+            # Shell completion: the last option may still lack its value.
+            return super().parse_args(ctx, args)
         value_options = _value_options(self.params)
         options: list[str] = []
         positional: list[str] = []
@@ -933,6 +937,12 @@ def main() -> None:
     if sys.stdout is None:
         report("error: stdout is closed: redirect it to a file or a pipe")
         sys.exit(1)
+    # A stdout that another process made non-blocking takes only part of a
+    # large write, and Python's buffered writer then drops the rest without
+    # an error. Blocking writes wait for a slow reader instead.
+    with contextlib.suppress(OSError, ValueError):
+        if not os.get_blocking(sys.stdout.fileno()):
+            os.set_blocking(sys.stdout.fileno(), True)
     # Formulas use σ and β: an ASCII or Latin-1 stdout gets escapes for them
     # instead of an error.
     reconfigure = getattr(sys.stdout, "reconfigure", None)

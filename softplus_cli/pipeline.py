@@ -145,32 +145,40 @@ def _serve(
     # One result waiting and one being sent, at most.
     outgoing: queue.Queue[list[Any] | None] = queue.Queue(maxsize=1)
 
-    def send_results() -> None:
+    def send(message: list[Any]) -> None:
+        header, pickled, text = message
         try:
-            while (message := outgoing.get()) is not None:
-                header, pickled, text = message
-                _write_all(replies, header, pickled)
-                if not text:
-                    continue
-                turn = os.read(turns, 1)
-                if not turn:
-                    # The parent has ended.
-                    os._exit(0)
-                if turn == SEND:
-                    _write_all(replies, text)
-                    continue
-                status = 0
-                try:
-                    _write_all(output, text)
-                except OSError as error:
-                    status = error.errno or errno.EIO
-                _write_all(replies, STATUS.pack(status))
+            _write_all(replies, header, pickled)
+            if not text:
+                return
+            turn = os.read(turns, 1)
+            if not turn:
+                # The parent has ended.
+                os._exit(0)
+            if turn == SEND:
+                _write_all(replies, text)
+                return
+            status = 0
+            try:
+                _write_all(output, text)
+            except OSError as error:
+                status = error.errno or errno.EIO
+            _write_all(replies, STATUS.pack(status))
         except BrokenPipeError:
             # The parent has ended, so no one reads the replies.
             os._exit(0)
 
-    sender = threading.Thread(target=send_results, daemon=True)
-    sender.start()
+    def send_results() -> None:
+        while (message := outgoing.get()) is not None:
+            send(message)
+
+    sender: threading.Thread | None = threading.Thread(target=send_results, daemon=True)
+    try:
+        sender.start()
+    except RuntimeError:
+        # No thread could start, as under a low limit on processes: results
+        # go out from this thread, between chunks.
+        sender = None
     while True:
         try:
             _, chunk, _ = _receive_header(requests)
@@ -187,9 +195,13 @@ def _serve(
             except Exception:
                 text = f"{type(error).__name__}: {error}"
                 message = _message(ERROR, WorkerError(text), b"")
-        outgoing.put(message)
-    outgoing.put(None)
-    sender.join()
+        if sender is None:
+            send(message)
+        else:
+            outgoing.put(message)
+    if sender is not None:
+        outgoing.put(None)
+        sender.join()
 
 
 CUT_SHORT = (
@@ -449,6 +461,9 @@ class Pipeline:
         self.output = output
         self.use_processes = processes and can_fork()
         self.first = True
+        # Set when no worker thread could start: every chunk then runs in the
+        # calling thread.
+        self.inline = False
         self.workers = worker_count()
         self.executor: Any = None
         self.processes: list[WorkerProcess] = []
@@ -457,7 +472,7 @@ class Pipeline:
         self.pending: collections.deque[Any] = collections.deque()
 
     def submit(self, chunk: Any) -> None:
-        if self.first:
+        if self.first or self.inline:
             self.first = False
             self.finish(self.work(chunk))
             return
@@ -476,7 +491,15 @@ class Pipeline:
             worker.in_flight += 1
             self.pending.append(worker)
         else:
-            self.pending.append(self.executor.submit(self.work, chunk))
+            try:
+                self.pending.append(self.executor.submit(self.work, chunk))
+            except RuntimeError:
+                # No thread could start, as under a low limit on processes:
+                # this chunk and the rest run in this thread, in order.
+                self.inline = True
+                self.drain()
+                self.finish(self.work(chunk))
+                return
             if len(self.pending) > self.workers:
                 self._finish_oldest()
         # Results that are ready go out now, which keeps the output flowing.

@@ -621,6 +621,35 @@ def test_deferred_commands_are_listed_by_their_own_summary():
         assert f"  {deferred.name} " in result.stdout
 
 
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [
+        ("softplus eval --dtype f", ["float16", "float32", "float64"]),
+        ("softplus compare --format j", ["json", "jsonl"]),
+        ("softplus ev", ["eval"]),
+    ],
+)
+def test_shell_completion_of_commands_and_values(words, expected):
+    import os
+    import subprocess
+    import sys
+
+    environment = {
+        **os.environ,
+        "_SOFTPLUS_COMPLETE": "complete_bash",
+        "COMP_WORDS": words,
+        "COMP_CWORD": str(len(words.split()) - 1),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "softplus_cli"],
+        capture_output=True,
+        text=True,
+        env=environment,
+    )
+    assert result.returncode == 0
+    assert result.stdout.split() == expected
+
+
 def test_ascii_stdout_gets_escapes_not_an_error():
     import os
     import subprocess

@@ -150,6 +150,40 @@ def test_worker_write_error_reaches_the_caller():
         os.close(write_end)
 
 
+def fail_thread_starts(monkeypatch, in_children_only=False):
+    """Make starting a thread fail, as a low limit on processes does."""
+    import threading
+
+    parent = os.getpid()
+    start = threading.Thread.start
+
+    def start_or_fail(thread):
+        if in_children_only and os.getpid() == parent:
+            return start(thread)
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", start_or_fail)
+
+
+def test_chunks_run_here_when_no_thread_starts(monkeypatch):
+    fail_thread_starts(monkeypatch)
+    results = []
+    with Pipeline(square, collect(results), processes=False) as pipeline:
+        for chunk in range(10):
+            pipeline.submit(chunk)
+    assert results == [(n, f"{n * n}\n".encode()) for n in range(10)]
+
+
+@needs_fork
+def test_worker_without_a_sender_thread_still_answers(monkeypatch):
+    fail_thread_starts(monkeypatch, in_children_only=True)
+    results = []
+    with Pipeline(square, collect(results), processes=True) as pipeline:
+        for chunk in range(30):
+            pipeline.submit(chunk)
+    assert results == [(n, f"{n * n}\n".encode()) for n in range(30)]
+
+
 def test_processes_only_where_fork_is_available():
     pipeline = Pipeline(square, collect([]), processes=True)
     assert pipeline.use_processes == (sys.platform.startswith("linux"))

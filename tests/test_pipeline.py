@@ -272,6 +272,25 @@ def test_interrupt_during_a_long_stream_ends_every_process(tmp_path):
     assert _wait_until_gone(marker) == []
 
 
+NON_BLOCKING_STDOUT = (
+    "import os, sys\n"
+    "os.set_blocking(1, False)\n"
+    "os.execvp(sys.argv[1], sys.argv[1:])\n"
+)
+
+
+@pytest.mark.parametrize("count", [40_000, 1_000_000])
+def test_non_blocking_stdout_gets_every_row(count):
+    # Another process may leave a shared pipe non-blocking: the reader here
+    # starts late, so the pipe fills and writes would take only part.
+    result = shell(
+        f"seq 1 {count} | {sys.executable} -c '{NON_BLOCKING_STDOUT}' "
+        f"softplus eval - | (sleep 0.5; wc -l)"
+    )
+    assert result.stderr == ""
+    assert result.stdout.strip() == str(count)
+
+
 def test_too_few_descriptors_for_workers_falls_back():
     # With 9 file descriptors the worker pipes cannot be made: threads work.
     result = shell("ulimit -n 9; seq 1 300000 | softplus eval - | tail -1")
