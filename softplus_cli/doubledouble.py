@@ -126,17 +126,17 @@ def _table() -> np.ndarray:
     j ln2/N as a double-double."""
     import numpy as np
 
-    one = 1 << _TABLE_PRECISION
+    unit = 1 << _TABLE_PRECISION
     # 2**(-1/N) by 11 square roots of 1/2. Each isqrt rounds down by less than
     # one unit, 2**-191.5 relatively, and halves the error it receives, so the
     # ratio is within 2**-190.5.
-    ratio = one >> 1
+    ratio = unit >> 1
     for _ in range(_TABLE_BITS):
         ratio = math.isqrt(ratio << _TABLE_PRECISION)
     # Each product adds the ratio's error and rounds down by less than 2**-191,
     # so after N products 2**(-j/N) is within 2**-178 relatively. j ln2/N is
     # within 2**-180, the error of the step.
-    powers = [one]
+    powers = [unit]
     for _ in range(_TABLE_SIZE):
         powers.append(powers[-1] * ratio >> _TABLE_PRECISION)
     step = (_LN2.numerator << _TABLE_PRECISION) // (_LN2.denominator * _TABLE_SIZE)
@@ -362,7 +362,7 @@ def refine(
         unscaled = (e_high, e_low, exponent)
         value, exponent = _softplus(z_high, z_low, negative, e, unscaled)
         if beta != 1.0:
-            value = _divide_by_scalar(value, beta)
+            value = _divide(value, (beta, 0.0))
     else:
         denominator = _quick_two_sum(1.0, e[0])
         denominator = (denominator[0], denominator[1] + e[1])
@@ -403,13 +403,6 @@ def _softplus(z_high, z_low, negative, e, unscaled):
     tiny = negative & (exponent <= -128)
     value = (np.where(tiny, e_high, high), np.where(tiny, e_low, low))
     return value, np.where(tiny, exponent, 0)
-
-
-def _divide_by_scalar(a, divisor: float):
-    quotient = a[0] / divisor
-    p, p_error = _two_prod_split(quotient, _split(quotient), divisor, _split(divisor))
-    remainder = ((a[0] - p) - p_error) + a[1]
-    return _quick_two_sum(quotient, remainder / divisor)
 
 
 def round_refined(
