@@ -432,6 +432,33 @@ class WorkerProcess:
         os.waitpid(self.pid, 0)
 
 
+class _Slot:
+    """A chunk sent to a worker process, and its result once received.
+
+    A result that failed is kept as its exception, raised when the chunk's
+    turn comes, after the results of the chunks before it.
+    """
+
+    def __init__(self, worker: WorkerProcess):
+        self.worker = worker
+        self.received = False
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+    def receive(self) -> None:
+        try:
+            self.value = self.worker.receive()
+        except Exception as error:
+            self.error = error
+        self.received = True
+        self.worker.in_flight -= 1
+
+    def result(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
 class Pipeline:
     """Runs `work` on chunks, passing each result to `finish` in the order of
     the chunks.
@@ -439,8 +466,10 @@ class Pipeline:
     The first chunk runs in the calling thread, so a single chunk, as
     `softplus eval 1` has, starts nothing. Later ones go to one worker per
     core (at most MAX_WORKERS): processes when `processes` is set and the
-    system can fork, otherwise threads. Each thread has at most one chunk,
-    and each process CHUNKS_PER_PROCESS, which bounds memory.
+    system can fork, otherwise threads. Each thread has at most one chunk.
+    Each process has at most CHUNKS_PER_PROCESS chunks whose results this
+    process has not received, and one received result whose text waits for
+    its turn, which bounds memory.
 
     `work` returns a pair: a value and bytes of text. `finish` receives the
     pair, except that from a worker process the text is a `PipedText`, which
@@ -467,8 +496,8 @@ class Pipeline:
         self.workers = worker_count()
         self.executor: Any = None
         self.processes: list[WorkerProcess] = []
-        # Futures of the thread pool, or the process holding each chunk, oldest
-        # first.
+        # Futures of the thread pool, or a `_Slot` for each chunk sent to a
+        # process, oldest first.
         self.pending: collections.deque[Any] = collections.deque()
 
     def submit(self, chunk: Any) -> None:
@@ -489,7 +518,7 @@ class Pipeline:
                 self.drain()
                 raise
             worker.in_flight += 1
-            self.pending.append(worker)
+            self.pending.append(_Slot(worker))
         else:
             try:
                 self.pending.append(self.executor.submit(self.work, chunk))
@@ -505,6 +534,8 @@ class Pipeline:
         # Results that are ready go out now, which keeps the output flowing.
         while self.pending and self._oldest_ready():
             self._finish_oldest()
+        if self.use_processes:
+            self._receive_ready()
 
     def drain(self) -> None:
         """Pass every pending result to `finish`."""
@@ -540,7 +571,44 @@ class Pipeline:
 
     def _oldest_ready(self) -> bool:
         oldest = self.pending[0]
-        return oldest.reply_ready() if self.use_processes else oldest.done()
+        if not self.use_processes:
+            return bool(oldest.done())
+        return oldest.received or oldest.worker.reply_ready()
+
+    def _receivable(self) -> list[_Slot]:
+        """Return the slots whose results may be received now: the oldest
+        slot of each worker that has no received result waiting for its turn.
+
+        A worker sends its next value only after the text of the one before,
+        so each worker has at most one received result waiting.
+        """
+        holding: set[WorkerProcess] = set()
+        slots = []
+        for slot in self.pending:
+            if slot.worker not in holding:
+                holding.add(slot.worker)
+                if not slot.received:
+                    slots.append(slot)
+        return slots
+
+    def _receive_ready(self, timeout: float | None = 0) -> int:
+        """Receive the values of results that have arrived ahead of their
+        turn, waiting up to `timeout` seconds (None: until one arrives); return
+        how many.
+
+        Each worker then has one chunk fewer in flight and can be sent
+        another, while the text waits for the results before it.
+        """
+        import select
+
+        slots = self._receivable()
+        if not slots:
+            return 0
+        replies = {slot.worker.replies: slot for slot in slots}
+        ready, _, _ = select.select(list(replies), [], [], timeout)
+        for descriptor in ready:
+            replies[descriptor].receive()
+        return len(ready)
 
     def _worker_for(self, message: list[Any]) -> WorkerProcess:
         """Return a worker process to send `message` to, finishing the oldest
@@ -550,25 +618,33 @@ class Pipeline:
         than CHUNKS_PER_PROCESS, takes a message that fits in its empty
         request pipe: the message waits there, and the worker starts on it as
         soon as it has sent its result. A larger message could block the
-        sender while the worker blocks sending its result to it.
+        sender while the worker blocks sending its result to it. Results
+        received ahead of their turn count as sent: their text waits in the
+        worker's sender thread, not in its pipes.
         """
         while True:
             for worker in self.processes:
                 if worker.in_flight == 0:
                     return worker
-            for worker in self.pending:
+            # The worker of the oldest chunk is likely to be free first.
+            for slot in self.pending:
+                worker = slot.worker
                 if worker.in_flight < CHUNKS_PER_PROCESS and worker.fits(message):
                     return worker
-            self._finish_oldest()
+            if self._receive_ready():
+                continue
+            if self.pending[0].received:
+                self._finish_oldest()
+            else:
+                # Whichever result comes first: the oldest, or one that frees
+                # a worker ahead of its turn.
+                self._receive_ready(timeout=None)
 
     def _finish_oldest(self) -> None:
         oldest = self.pending.popleft()
-        if self.use_processes:
-            result = oldest.receive()
-            oldest.in_flight -= 1
-        else:
-            result = oldest.result()
-        self.finish(result)
+        if self.use_processes and not oldest.received:
+            oldest.receive()
+        self.finish(oldest.result())
 
     def __enter__(self) -> Pipeline:
         return self

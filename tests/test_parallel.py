@@ -2,6 +2,7 @@
 
 import os
 import sys
+import time
 
 import pytest
 
@@ -80,6 +81,34 @@ def test_worker_process_that_dies_is_an_error():
     values = [value for value, _ in results]
     assert values == [0, 1, 2][: len(values)]
     assert values[:1] == [0]
+
+
+@needs_fork
+def test_worker_busy_behind_slow_chunk(tmp_path):
+    # Chunk 1 goes to the first worker and waits for chunk 5, which the
+    # second worker can only get once the parent has received that worker's
+    # earlier results ahead of chunk 1's turn.
+    started = tmp_path / "chunk-5-started"
+
+    def work(chunk):
+        if chunk == 1:
+            deadline = time.monotonic() + 10
+            while not started.exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            return started.exists(), b"1\n"
+        if chunk == 5:
+            started.touch()
+        return True, f"{chunk}\n".encode()
+
+    results = []
+    pipeline = Pipeline(work, collect(results), processes=True)
+    pipeline.workers = 2
+    with pipeline:
+        for chunk in range(12):
+            pipeline.submit(chunk)
+    assert [text for _, text in results] == [f"{n}\n".encode() for n in range(12)]
+    # Chunk 1 ended because chunk 5 started, not because it timed out.
+    assert results[1][0] is True
 
 
 @needs_fork
