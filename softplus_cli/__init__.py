@@ -4,7 +4,7 @@
 def main() -> None:
     """Run the `softplus` command, exiting 130 quietly on Ctrl-C at any point.
 
-    The command-line module imports Typer and Rich, which takes a moment.
+    The command-line module imports Typer, which takes a moment.
     Importing it here, inside the handler, keeps an early Ctrl-C free of a
     traceback too.
     """

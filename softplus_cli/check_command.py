@@ -12,15 +12,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from softplus_cli.activations import ACTIVATIONS
-from softplus_cli.cli import (
+from softplus_cli.cli import deferred_app, fail
+from softplus_cli.commands import (
     DtypeName,
     DtypeOption,
     FunctionsOption,
     NumberArgumentsCommand,
-    _checked,
-    _selected,
-    deferred_app,
-    fail,
+    checked,
+    selected,
     with_parameter_options,
 )
 from softplus_cli.dtypes import DEFAULT_DTYPE
@@ -353,8 +352,8 @@ def check_command(
     )
     from softplus_cli.dtypes import resolve_dtype
 
-    chosen = _selected([*(functions or []), *(function or [])], ["all"])
-    parameters = _checked(parameters or {}, chosen)
+    chosen = selected([*(functions or []), *(function or [])], ["all"])
+    parameters = checked(parameters or {}, chosen)
     target = resolve_dtype(dtype.value)
     low, high = parse_bounds(range_spec) if range_spec is not None else (None, None)
     if not framework_installed(against.value):

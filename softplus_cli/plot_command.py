@@ -17,19 +17,17 @@ from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 import typer
 
 from softplus_cli.activations import ACTIVATIONS
-from softplus_cli.cli import (
+from softplus_cli.cli import deferred_app, fail, warn
+from softplus_cli.commands import (
     DtypeName,
     DtypeOption,
     FunctionsOption,
     NumberArgumentsCommand,
     PointsOption,
-    _checked,
-    _report_overflow,
-    _selected,
-    _title,
-    deferred_app,
-    fail,
-    warn,
+    checked,
+    format_title,
+    report_overflow,
+    selected,
     with_parameter_options,
 )
 from softplus_cli.dtypes import DEFAULT_DTYPE
@@ -166,8 +164,8 @@ def plot_command(
     with --output. Results are computed as in eval: correctly rounded to
     --dtype, with the same function options.
     """
-    names = _selected([*(functions or []), *(function or [])], ["softplus"])
-    parameters = _checked(parameters or {}, names)
+    names = selected([*(functions or []), *(function or [])], ["softplus"])
+    parameters = checked(parameters or {}, names)
     if derivative_only:
         if derivative:
             warn(
@@ -190,7 +188,7 @@ def plot_command(
     grid = _grid(range_spec, points, columns, width)
     curves = _curves(grid, names, kinds, dtype.value, parameters)
     _check_magnitudes(curves, range_spec)
-    title = _title(names, dtype.value, parameters)
+    title = format_title(names, dtype.value, parameters)
 
     if output is not None:
         _write_image(curves, title, output, image_size, range_spec)
@@ -365,7 +363,7 @@ def _curves(
 
     overflow = Overflow()
     x = np.concatenate(list(grid_chunks(grid, resolve_dtype(dtype), overflow)))
-    _report_overflow(overflow, dtype)
+    report_overflow(overflow, dtype)
 
     curves = []
     for name in names:

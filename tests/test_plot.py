@@ -659,7 +659,7 @@ def test_installed_command_into_a_pipe_names_the_fixes():
 
 def test_importing_the_cli_skips_plotting_libraries():
     code = (
-        "import sys, softplus_cli.cli; "
+        "import sys, softplus_cli.cli, softplus_cli.commands; "
         "heavy = ('numpy', 'plotext', 'matplotlib'); "
         "print(sorted(name for name in heavy if name in sys.modules))"
     )
