@@ -19,6 +19,7 @@ from softplus_cli.commands import (
     FunctionsOption,
     NumberArgumentsCommand,
     checked,
+    complete_function_name,
     selected,
     with_parameter_options,
 )
@@ -291,6 +292,7 @@ def check_command(
             help=f"Functions to check: {', '.join(ACTIVATIONS)}, or all (the default). "
             "Each function's derivative is checked too.",
             show_default=False,
+            autocompletion=complete_function_name,
         ),
     ] = None,
     function: FunctionsOption = None,

@@ -133,6 +133,20 @@ class SoftplusGroup(TyperGroup):
             command = self.commands[cmd_name] = command.load()
         return command
 
+    def resolve_command(
+        self, ctx: Context, args: list[str]
+    ) -> tuple[str | None, Command | None, list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except UsageError as error:
+            typo = args[0] if args else ""
+            lowered = typo.lower()
+            if lowered != typo and lowered in self.commands:
+                # Typer suggests close names by a case-sensitive match, which
+                # finds nothing for EVAL.
+                error.message = f"No such command {typo!r}. Did you mean {lowered!r}?"
+            raise
+
     def format_commands(self, ctx: Context, formatter: HelpFormatter) -> None:
         # The list shows each command's short help alone: load no module for it.
         self._listing = True

@@ -245,6 +245,14 @@ def with_parameter_options(command: Callable[..., None]) -> Callable[..., None]:
 
 DtypeName = enum.Enum("DtypeName", {name: name for name in DTYPE_NAMES}, type=str)  # type: ignore[misc]
 
+def complete_function_name(incomplete: str) -> list[tuple[str, str]]:
+    """Return the function names, and all, that start with `incomplete`, each
+    with its summary, for shell completion."""
+    choices = [(name, activation.summary) for name, activation in ACTIVATIONS.items()]
+    choices.append(("all", "every function"))
+    return [(name, summary) for name, summary in choices if name.startswith(incomplete)]
+
+
 FunctionsOption = Annotated[
     list[str] | None,
     typer.Option(
@@ -253,6 +261,7 @@ FunctionsOption = Annotated[
         help=f"Function: {', '.join(ACTIVATIONS)}, or all. Repeatable.",
         metavar="NAME",
         show_default=False,
+        autocompletion=complete_function_name,
     ),
 ]
 DtypeOption = Annotated[
@@ -676,6 +685,7 @@ def explain_command(
             "default). The same as -f NAME.",
             show_default=False,
             metavar="[FUNCTION]...",
+            autocompletion=complete_function_name,
         ),
     ] = None,
     function: FunctionsOption = None,

@@ -25,6 +25,7 @@ from softplus_cli.commands import (
     NumberArgumentsCommand,
     PointsOption,
     checked,
+    complete_function_name,
     format_title,
     report_overflow,
     selected,
@@ -89,6 +90,7 @@ def plot_command(
             help=f"Functions to plot: {', '.join(ACTIVATIONS)}, or all. "
             "Default: softplus.",
             show_default=False,
+            autocompletion=complete_function_name,
         ),
     ] = None,
     function: FunctionsOption = None,

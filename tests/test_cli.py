@@ -59,6 +59,15 @@ def test_eval_misspelt_option_is_usage_error(runner):
     assert_one_line_error(result, "--frmat")
 
 
+@pytest.mark.parametrize(
+    ("command", "suggestion"),
+    [("EVAL", "Did you mean 'eval'?"), ("evl", "Did you mean 'eval'?"), ("xyz", "")],
+)
+def test_unknown_command_suggests_a_name(runner, command, suggestion):
+    result = invoke(runner, command, "1")
+    assert_one_line_error(result, f"No such command '{command}'", suggestion)
+
+
 def test_eval_options_before_and_after_points(runner):
     before = invoke(runner, "eval", "--dtype", "float64", "-f", "sigmoid", "-2", "3")
     after = invoke(runner, "eval", "-2", "--dtype", "float64", "3", "-f", "sigmoid")
@@ -633,6 +642,10 @@ def test_deferred_commands_are_listed_by_their_own_summary():
         ("softplus eval --dtype f", ["float16", "float32", "float64"]),
         ("softplus compare --format j", ["json", "jsonl"]),
         ("softplus ev", ["eval"]),
+        ("softplus eval -f s", ["softplus", "sigmoid"]),
+        ("softplus explain r", ["relu"]),
+        ("softplus plot a", ["all"]),
+        ("softplus check --function si", ["sigmoid"]),
     ],
 )
 def test_shell_completion_of_commands_and_values(words, expected):
