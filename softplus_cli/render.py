@@ -9,6 +9,7 @@ way NumPy prints an array.
 from __future__ import annotations
 
 import enum
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import IO, TYPE_CHECKING, Any
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
 
 # Fractional digits enough for any float64 value NumPy prints positionally.
 UNLIMITED_PRECISION = 40
+# Zeros that pad an exponent beyond two digits, as in `e-001`.
+EXPONENT_PADDING = re.compile(r"e([+-])0+(?=\d\d$)")
 
 # Rows that the formats holding the whole output in memory accept. The other
 # formats stream any number of rows.
@@ -87,6 +90,9 @@ def column_strings(values: np.ndarray) -> list[str]:
     precision is raised until each value prints its shortest unique digits.
     NumPy prints bfloat16 with 6 digits whatever the value (`0.100098` for
     0.1), so bfloat16 columns take the plain formats' shortest strings.
+    NumPy also gives every exponent as many digits as the longest one needs
+    (`3.13e-001` beside `4.94e-324`): each keeps two digits at least, as
+    NumPy prints a single value.
     """
     import numpy as np
 
@@ -101,7 +107,9 @@ def column_strings(values: np.ndarray) -> list[str]:
         precision=UNLIMITED_PRECISION,
         floatmode="maxprec",
     )
-    return [cell.strip() for cell in text[1:-1].split("|")]
+    return [
+        EXPONENT_PADDING.sub(r"e\1", cell.strip()) for cell in text[1:-1].split("|")
+    ]
 
 
 class Writer:

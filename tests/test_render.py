@@ -354,3 +354,15 @@ def test_bfloat16_table_cells_are_shortest():
 
     values = np.array([-1.0, 0.1, 3.0468750], dtype=ml_dtypes.bfloat16)
     assert column_strings(values) == ["-1.0", "0.1", "3.05"]
+
+
+def test_table_exponents_keep_two_digits_beside_three():
+    from softplus_cli.render import column_strings
+
+    values = np.array([5e-324, 0.3132616875182228, 1e300, 1.0])
+    cells = column_strings(values)
+    assert cells[0].endswith("e-324")
+    assert cells[1].endswith("e-01")
+    assert cells[2].endswith("e+300")
+    assert cells[3].endswith("e+00")
+    assert [float(cell) for cell in cells] == values.tolist()
