@@ -117,6 +117,9 @@ class Tally:
         # there counts as wrong but adds nothing to the mean.
         finite_errors = np.where(np.isfinite(errors), errors, 0.0)
 
+        # The worst input can be NaN itself (a number returned for a NaN
+        # input), so the input count shows whether the tally is empty.
+        empty = self.inputs == 0
         self.inputs += x.size
         self.wrong += int((~same).sum())
         self.sum_ulp += float(finite_errors.sum())
@@ -125,7 +128,7 @@ class Tally:
         ranked = np.where(np.isnan(errors), -1.0, errors)
         if x.size:
             index = int(np.argmax(ranked))
-            if ranked[index] > self.max_ulp or math.isnan(self.worst_input):
+            if ranked[index] > self.max_ulp or empty:
                 self.max_ulp = max(self.max_ulp, float(ranked[index]))
                 self.worst_input = float(x[index])
                 self.worst_result = float(result[index])
@@ -145,7 +148,7 @@ class Tally:
 
     def merge(self, other: Tally) -> None:
         """Add another tally's counts, keeping the worse of the two worst inputs."""
-        if other.max_ulp > self.max_ulp or math.isnan(self.worst_input):
+        if other.max_ulp > self.max_ulp or (self.inputs == 0 and other.inputs):
             self.max_ulp = other.max_ulp
             self.worst_input = other.worst_input
             self.worst_result = other.worst_result
@@ -293,8 +296,6 @@ def _tensorflow(
             "tensorflow is not installed: pip install tensorflow"
         ) from None
 
-    # NOTE: this path has not run here because tensorflow was not installed on
-    # the machine where the project was tested.
     _require_defaults("tensorflow", name, parameters)
     bfloat16 = x.dtype.itemsize == 2 and x.dtype != np.float16
     tensor = tf.constant(x.astype(np.float32) if bfloat16 else x)

@@ -204,6 +204,40 @@ def test_against_jax_reports_every_function(runner):
     assert rows["relu"]["subnormal"] == "0/127"
 
 
+@pytest.mark.skipif(
+    importlib.util.find_spec("tensorflow") is None,
+    reason="tensorflow is not installed",
+)
+def test_against_tensorflow_reports_every_function(runner):
+    result = check(
+        runner, "--against", "tensorflow", "--dtype", "bfloat16", "--exhaustive"
+    )
+    assert result.exit_code == 1, result.output
+    _, rows = report(result.stdout)
+    assert list(rows) == ROWS
+    # TensorFlow flushes the 127 positive subnormal bfloat16 inputs of relu to
+    # 0, and its relu' is 0 there and at the 254 NaN inputs.
+    assert rows["relu"]["not correctly rounded"] == "127"
+    assert rows["relu"]["subnormal"] == "0/127"
+    assert rows["relu'"]["not correctly rounded"] == "381"
+    assert rows["relu'"]["worst x"] == "nan"
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("tensorflow") is None,
+    reason="tensorflow is not installed",
+)
+def test_against_tensorflow_softplus_cutoff(runner):
+    args = ["softplus", "--dtype", "bfloat16", "--exhaustive", "--range", "-5:-2"]
+    result = check(runner, *args, "--against", "tensorflow")
+    assert result.exit_code == 1, result.output
+    _, rows = report(result.stdout)
+    # TensorFlow returns e^x below log(eps) + 2, about -2.852 for bfloat16
+    # with eps = 2^-7. The largest input below that cutoff has the largest error.
+    assert rows["softplus"]["worst x"] == "-2.85938"
+    assert float(rows["softplus"]["max ulp"]) > 6
+
+
 @pytest.mark.parametrize(
     ("args", "fragments"),
     [
@@ -256,6 +290,31 @@ def test_tally_merge_keeps_worst():
     assert first.wrong == 1
     assert first.worst_input == 2.0
     assert first.max_ulp == 1.0
+
+
+def test_tally_keeps_nan_worst_input():
+    dtype = np.dtype(np.float32)
+    tallies = []
+    for _ in range(2):
+        tally = Tally()
+        # relu' as NumPy computes it: 0 for a NaN input, which is an
+        # infinite error.
+        x = np.array([np.nan, 1.0], dtype=dtype)
+        reference = np.array([np.nan, 1.0], dtype=dtype)
+        result = np.array([0.0, 1.0], dtype=dtype)
+        tally.add(x, result, reference, reference.astype(np.float64))
+        tallies.append(tally)
+    x = np.array([-2.0, 2.0], dtype=dtype)
+    reference = np.array([0.0, 1.0], dtype=dtype)
+    correct = Tally()
+    correct.add(x, reference, reference, reference.astype(np.float64))
+    tallies[0].add(x, reference, reference, reference.astype(np.float64))
+    tallies[1].merge(correct)
+    for tally in tallies:
+        assert tally.inputs == 4
+        assert tally.max_ulp == np.inf
+        assert np.isnan(tally.worst_input)
+        assert tally.worst_result == 0.0
 
 
 def test_eval_does_not_import_mpmath():
