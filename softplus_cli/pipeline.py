@@ -139,19 +139,48 @@ def _serve(
     all the workers reach the output in order, each copied once.
     """
     import queue
+    import select
     import threading
     import traceback
 
     # One result waiting and one being sent, at most.
     outgoing: queue.Queue[list[Any] | None] = queue.Queue(maxsize=1)
+    # Chunks read from `requests` while a worker without a sender thread
+    # waited for a turn.
+    chunks_read_ahead: collections.deque[Any] = collections.deque()
+    requests_open = True
 
-    def send(message: list[Any]) -> None:
+    def read_turn(read_requests: bool) -> bytes:
+        """Read the parent's next turn byte, which is b"" once the parent has
+        ended.
+
+        With `read_requests`, read the chunks that arrive meanwhile too. The
+        parent may receive a result ahead of its turn and send more chunks.
+        Unread, they could fill the request pipe and block the parent before
+        it gives the turn that this thread waits for. The parent has at most
+        CHUNKS_PER_PROCESS chunks in flight per worker, which bounds the
+        chunks read ahead.
+        """
+        nonlocal requests_open
+        while read_requests and requests_open:
+            ready, _, _ = select.select([turns, requests], [], [])
+            if turns in ready:
+                break
+            try:
+                _, chunk, _ = _receive_header(requests)
+            except EOFError:
+                requests_open = False
+            else:
+                chunks_read_ahead.append(chunk)
+        return os.read(turns, 1)
+
+    def send(message: list[Any], read_requests: bool = False) -> None:
         header, pickled, text = message
         try:
             _write_all(replies, header, pickled)
             if not text:
                 return
-            turn = os.read(turns, 1)
+            turn = read_turn(read_requests)
             if not turn:
                 # The parent has ended.
                 os._exit(0)
@@ -180,10 +209,13 @@ def _serve(
         # go out from this thread, between chunks.
         sender = None
     while True:
-        try:
-            _, chunk, _ = _receive_header(requests)
-        except EOFError:
-            break
+        if chunks_read_ahead:
+            chunk = chunks_read_ahead.popleft()
+        else:
+            try:
+                _, chunk, _ = _receive_header(requests)
+            except EOFError:
+                break
         try:
             value, text = work(chunk)
             message = _message(RESULT, value, text)
@@ -196,7 +228,7 @@ def _serve(
                 text = f"{type(error).__name__}: {error}"
                 message = _message(ERROR, WorkerError(text), b"")
         if sender is None:
-            send(message)
+            send(message, read_requests=True)
         else:
             outgoing.put(message)
     if sender is not None:
@@ -620,7 +652,8 @@ class Pipeline:
         soon as it has sent its result. A larger message could block the
         sender while the worker blocks sending its result to it. Results
         received ahead of their turn count as sent: their text waits in the
-        worker's sender thread, not in its pipes.
+        worker's sender thread, not in its pipes. A worker without that
+        thread keeps reading its request pipe while it waits for the turn.
         """
         while True:
             for worker in self.processes:

@@ -1,6 +1,7 @@
 """The pipeline that runs work on chunks in worker threads or processes."""
 
 import os
+import signal
 import sys
 import time
 
@@ -211,6 +212,39 @@ def test_worker_without_a_sender_thread_still_answers(monkeypatch):
         for chunk in range(30):
             pipeline.submit(chunk)
     assert results == [(n, f"{n * n}\n".encode()) for n in range(30)]
+
+
+@needs_fork
+def test_worker_without_sender_large_chunks(monkeypatch):
+    # A worker without a sender thread waits for each turn in its only thread.
+    # While chunk 1 is slow, the parent receives the second worker's results
+    # ahead of their turn and sends it more chunks. Two chunks of 600 kB fill
+    # its request pipe, so the worker must keep reading it, or the parent and
+    # the workers wait for each other forever.
+    fail_thread_starts(monkeypatch, in_children_only=True)
+
+    def timed_out(signal_number, frame):
+        raise TimeoutError("pipeline timed out: parent and workers wait for each other")
+
+    def echo(chunk):
+        if chunk[0] == 1:
+            time.sleep(1)
+        return len(chunk), chunk
+
+    chunks = [bytes([n]) * 600_000 for n in range(12)]
+    results = []
+    previous = signal.signal(signal.SIGALRM, timed_out)
+    signal.alarm(20)
+    try:
+        pipeline = Pipeline(echo, collect(results), processes=True)
+        pipeline.workers = 2
+        with pipeline:
+            for chunk in chunks:
+                pipeline.submit(chunk)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert [text for _, text in results] == chunks
 
 
 def test_processes_only_where_fork_is_available():
