@@ -292,6 +292,7 @@ def check_command(
             help=f"Functions to check: {', '.join(ACTIVATIONS)}, or all (the default). "
             "Each function's derivative is checked too.",
             show_default=False,
+            metavar="[FUNCTION]...",
             autocompletion=complete_function_name,
         ),
     ] = None,
@@ -304,6 +305,7 @@ def check_command(
             "-r",
             help="Check inputs in A:B only: uniform samples, or every value with "
             "--exhaustive.",
+            metavar="A:B",
             show_default=False,
         ),
     ] = None,
@@ -315,6 +317,7 @@ def check_command(
             help=f"Random inputs per function (default {DEFAULT_SAMPLES}), plus "
             "±0, ±inf, nan and the dtype's extremes. Without --range they cover "
             "every exponent.",
+            metavar="N",
             show_default=False,
         ),
     ] = None,

@@ -281,6 +281,7 @@ PointsOption = Annotated[
         "--points",
         "-n",
         help="Number of evenly spaced points, as numpy.linspace takes it.",
+        metavar="N",
         show_default=False,
     ),
 ]
@@ -603,6 +604,7 @@ def compare_command(
             "-r",
             help="Grid START:STOP:STEP (STOP included when a step lands on it), "
             "or START:STOP with --points.",
+            metavar="START:STOP[:STEP]",
             show_default=False,
         ),
     ],

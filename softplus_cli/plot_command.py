@@ -90,6 +90,7 @@ def plot_command(
             help=f"Functions to plot: {', '.join(ACTIVATIONS)}, or all. "
             "Default: softplus.",
             show_default=False,
+            metavar="[FUNCTION]...",
             autocompletion=complete_function_name,
         ),
     ] = None,
@@ -101,6 +102,7 @@ def plot_command(
             "-r",
             help="x range START:STOP, or START:STOP:STEP to choose the points. "
             "Without a step or --points, the plot width sets the number of points.",
+            metavar="START:STOP[:STEP]",
         ),
     ] = DEFAULT_RANGE,
     points: PointsOption = None,
@@ -316,6 +318,8 @@ def _grid(
             f"invalid range {range_spec!r}: {grid.count} points is more than a plot "
             f"can show; use at most {MAX_POINTS}, with a larger STEP or --points"
         )
+    if grid.count < 2 and points is not None and range_spec.count(":") == 1:
+        fail(f"invalid --points {points}: a plot needs 2 or more points")
     if grid.count < 2 or grid.first == grid.last:
         fail(f"invalid range {range_spec!r}: a plot needs 2 or more distinct points")
     return grid

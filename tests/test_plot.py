@@ -410,7 +410,7 @@ def test_failed_write_removes_the_partial_image(runner, tmp_path, monkeypatch):
         (["--range", "-5", *TERMINAL], ["invalid range '-5'"]),
         (["--range", "a:b", *TERMINAL], ["START 'a' is not a number"]),
         (["--range", "2:2", *TERMINAL], ["2 or more distinct points"]),
-        (["--range", "-5:5", "-n", "1", *TERMINAL], ["2 or more distinct points"]),
+        (["--range", "-5:5", "-n", "1", *TERMINAL], ["--points 1", "2 or more points"]),
         (["--range", "-5:5:1e-9", *TERMINAL], ["at most 100000"]),
         (["--range", "-5:5:1", "-n", "9", *TERMINAL], ["either a STEP or --points"]),
         (["--beta", "0", *TERMINAL], ["--beta 0.0"]),
